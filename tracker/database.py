@@ -1,0 +1,148 @@
+"""Engines for the tracking database: URL resolution, SQLite pragmas, opening.
+
+One engine per database URL per process. SQLite connections get WAL,
+foreign keys and a busy timeout on the pool's ``connect`` event, and every
+transaction is opened explicitly (``BEGIN`` or ``BEGIN IMMEDIATE`` for
+writers) so that Python's sqlite3 module does not open them behind our back.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tracker.errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError
+
+__all__ = ["DEFAULT_DB", "resolve_url", "get_engine", "check_readable", "describe"]
+
+DEFAULT_DB = "tracker.db"
+BUSY_TIMEOUT_MS = 30_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def resolve_url(db: str | os.PathLike[str]) -> str:
+    """Return an SQLAlchemy URL for a path or URL.
+
+    A plain path (relative paths are taken from the current directory) becomes
+    ``sqlite:///ABSOLUTE_PATH``; a string containing ``://`` is taken as an
+    SQLAlchemy URL and returned unchanged.
+
+    Raises:
+        DatabaseError: ``db`` is empty or not a valid URL.
+    """
+    text = os.fspath(db)
+    if not text:
+        raise DatabaseError("The database path is empty; pass a file path such as 'tracker.db'.")
+    if "://" in text:
+        try:
+            make_url(text)
+        except ArgumentError as exc:
+            raise DatabaseError(f"{text!r} is not a valid SQLAlchemy URL: {exc}.") from None
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file of a file-based SQLite URL, else None."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def describe(url: str) -> str:
+    """Return a short human name for a database: its path, or the URL without password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def check_readable(url: str) -> None:
+    """Refuse a SQLite file that is missing or is not SQLite, in one sentence.
+
+    Raises:
+        DatabaseNotFoundError: the file does not exist.
+        NotADatabaseError: the file exists and is not an SQLite database.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if not path.exists():
+        raise DatabaseNotFoundError(
+            f"No tracker database at {path}; check the path or pass --db / set TRACKER_DB."
+        )
+    check_not_foreign(path)
+
+
+def check_not_foreign(path: Path) -> None:
+    """Raise NotADatabaseError if ``path`` is a non-empty file that is not SQLite."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise NotADatabaseError(f"{path} is a directory, not a SQLite database file.")
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise DatabaseError(f"Cannot read {path}: {exc.strerror}.") from None
+    if header and header != SQLITE_HEADER:
+        raise NotADatabaseError(f"{path} is not a SQLite database (wrong file header).")
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # Take transaction control away from the sqlite3 module; BEGIN is
+    # emitted by _on_begin below.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode not in ("wal", "memory"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def get_engine(url: str) -> Engine:
+    """Return the process-wide engine for ``url``, creating it on first use."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        parsed = make_url(url)
+        kwargs: dict[str, object] = {}
+        if parsed.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+        engine = create_engine(url, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _on_connect)
+            event.listen(engine, "begin", _on_begin)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (used by tests and at interpreter exit)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

@@ -1,0 +1,171 @@
+"""Schema versions: running the Alembic revisions and refusing newer databases.
+
+The schema is created and changed only here, by the revisions in the
+top-level ``migrations/`` folder (installed as ``tracker._migrations``).
+Opening a database upgrades an empty or older one; a database stamped with a
+revision this version of the tracker does not know is refused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.exc import OperationalError
+
+from tracker.database import check_not_foreign, check_readable, describe, get_engine, resolve_url, sqlite_path
+from tracker.errors import DatabaseError, NotADatabaseError, SchemaTooNewError
+
+__all__ = [
+    "VERSION_TABLE",
+    "script_location",
+    "alembic_config",
+    "head_revision",
+    "current_revision",
+    "open_database",
+    "upgrade",
+]
+
+VERSION_TABLE = "tracker_schema_version"
+
+
+@lru_cache(maxsize=1)
+def script_location() -> Path:
+    """Return the folder holding ``env.py`` and ``versions/``."""
+    spec = importlib.util.find_spec("tracker._migrations")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            if (Path(location) / "env.py").exists():
+                return Path(location)
+    repo = Path(__file__).resolve().parent.parent / "migrations"
+    if (repo / "env.py").exists():
+        return repo
+    raise DatabaseError("The tracker's migration scripts are missing; reinstall the package.")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Return an Alembic Config for our scripts, bound to ``connection`` if given."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """Return the newest revision this version of the tracker knows."""
+    head = _scripts().get_current_head()
+    assert head is not None, "migrations/versions holds no revision"
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """Return the revision a database is stamped with, or None if unstamped."""
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _check_known(revision: str | None, url: str) -> None:
+    if revision is None:
+        return
+    try:
+        _scripts().get_revision(revision)
+    except CommandError:
+        raise SchemaTooNewError(
+            f"{describe(url)} has schema revision {revision}, which is newer than this "
+            f"tracker knows (head {head_revision()}); upgrade the tracker package to read it."
+        ) from None
+
+
+def _check_ours(conn: Connection, url: str) -> None:
+    tables = [t for t in inspect(conn).get_table_names() if not t.startswith("sqlite_")]
+    if tables:
+        raise NotADatabaseError(
+            f"{describe(url)} is a database of another application (it has tables "
+            f"but no tracker schema version); choose another file."
+        )
+
+
+def upgrade(engine: Engine, url: str) -> str:
+    """Bring the database to the head revision and return that revision.
+
+    Reads first and writes only when an upgrade is due; the upgrade runs in one
+    ``BEGIN IMMEDIATE`` transaction, so concurrent openers serialise.
+
+    Raises:
+        SchemaTooNewError: the database has a revision newer than ours.
+        NotADatabaseError: the database belongs to another application.
+    """
+    head = head_revision()
+    with engine.connect() as conn:
+        revision = current_revision(conn)
+        _check_known(revision, url)
+        if revision == head:
+            return head
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            revision = current_revision(conn)
+            _check_known(revision, url)
+            if revision is None:
+                _check_ours(conn, url)
+            if revision != head:
+                command.upgrade(alembic_config(conn), "head")
+    return head
+
+
+def _friendly(exc: Exception, url: str) -> DatabaseError:
+    text = str(getattr(exc, "orig", exc))
+    where = describe(url)
+    if "file is not a database" in text:
+        return NotADatabaseError(f"{where} is not a SQLite database.")
+    if "unable to open database file" in text:
+        return DatabaseError(
+            f"Cannot open {where}: its folder does not exist or is not writable."
+        )
+    if "readonly" in text or "read-only" in text:
+        return DatabaseError(f"Cannot write {where}: the file or its folder is read-only.")
+    return DatabaseError(f"Cannot use {where}: {text}.")
+
+
+def open_database(db: str, *, create: bool = True) -> tuple[Engine, str]:
+    """Return ``(engine, url)`` for ``db``, upgraded to the head revision.
+
+    Args:
+        db: A file path or an SQLAlchemy URL.
+        create: Create the file if it does not exist (default True). With
+            False, a missing file is an error (the read side uses this).
+
+    Raises:
+        DatabaseError: with one sentence saying what is wrong with ``db``.
+    """
+    url = resolve_url(db)
+    path = sqlite_path(url)
+    if create:
+        if path is not None:
+            check_not_foreign(path)
+            if not path.parent.is_dir():
+                raise DatabaseError(f"Cannot create {path}: the folder {path.parent} does not exist.")
+    else:
+        check_readable(url)
+    engine = get_engine(url)
+    try:
+        upgrade(engine, url)
+    except DatabaseError:
+        raise
+    except (OperationalError, SADatabaseError) as exc:
+        raise _friendly(exc, url) from None
+    return engine, url

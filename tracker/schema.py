@@ -1,0 +1,259 @@
+"""The tracking database's tables, as SQLAlchemy 2 typed models.
+
+The schema is created and changed only by the Alembic revisions in
+``migrations/``; ``tests/test_migrations.py`` checks that these models and the
+migrations agree. Numbers are stored twice: ``value`` (a float64 for SQL
+sorting and aggregates, NULL for NaN because SQLite turns NaN into NULL and
+-0.0 into 0.0) and ``bits`` (the IEEE-754 bit pattern as a signed 64-bit
+integer, which is the exact value). See ``tracker.values``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Double,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "RunStatus",
+    "PhaseKind",
+    "PhaseStatus",
+    "Run",
+    "Param",
+    "Tag",
+    "Phase",
+    "Epoch",
+    "Batch",
+    "EpochValue",
+    "BatchValue",
+    "PhaseValue",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, Any: JSON}
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run stands: ``running`` while a phase is open."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CRASHED = "crashed"
+
+
+class PhaseKind(str, enum.Enum):
+    """Which Keras call a phase is; ``validation`` is the evaluate inside fit."""
+
+    FIT = "fit"
+    VALIDATION = "validation"
+    EVALUATE = "evaluate"
+    PREDICT = "predict"
+
+
+class PhaseStatus(str, enum.Enum):
+    """Where a phase stands."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CRASHED = "crashed"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as short strings with a CHECK constraint rather than a native
+    # enum type, so PostgreSQL and SQLite migrate it the same way.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Run(Base):
+    """One TrackingCallback instance: every fit, evaluate and predict it saw."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String, index=True)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    host: Mapped[str | None] = mapped_column(String)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_name: Mapped[str | None] = mapped_column(String)
+    model_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    param_count: Mapped[int | None] = mapped_column(BigInteger)
+    trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
+    non_trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Param(Base):
+    """A user-given parameter of a run (any JSON value)."""
+
+    __tablename__ = "params"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class Tag(Base):
+    """A user-given string tag of a run."""
+
+    __tablename__ = "tags"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+
+
+class Phase(Base):
+    """One fit, evaluate or predict call, or one validation pass inside a fit."""
+
+    __tablename__ = "phases"
+    __table_args__ = (UniqueConstraint("run_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[PhaseKind] = mapped_column(_enum(PhaseKind, "phase_kind"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("phases.id", ondelete="CASCADE"), index=True
+    )
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[PhaseStatus] = mapped_column(_enum(PhaseStatus, "phase_status"))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    keras_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    optimizer_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    batch_count: Mapped[int | None] = mapped_column(Integer)
+    sample_count: Mapped[int | None] = mapped_column(BigInteger)
+    output_shapes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Epoch(Base):
+    """One finished epoch of a fit phase, under the index Keras passed."""
+
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("phase_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Batch(Base):
+    """One batch-end hook of a phase, under the batch index Keras passed.
+
+    ``seq`` counts the hooks of the phase from 0; ``batch`` is Keras' index
+    (the end step, so 3, 7, 11 with ``steps_per_execution=4``); ``epoch`` is
+    set for train batches; ``elapsed`` is seconds since the phase began.
+    """
+
+    __tablename__ = "batches"
+
+    phase_id: Mapped[int] = mapped_column(
+        ForeignKey("phases.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    batch: Mapped[int] = mapped_column(Integer)
+    elapsed: Mapped[float | None] = mapped_column(Double)
+
+
+class _LoggedValue:
+    """Columns shared by every logged value: one ``logs`` key and its value.
+
+    A number has ``bits`` (exact) and ``value`` (NULL for NaN); a value that
+    is not a number has ``text``; None has all three NULL. An integer that
+    float64 cannot hold exactly keeps both its nearest float and its text.
+    """
+
+    key: Mapped[str] = mapped_column(String, sort_order=10)
+    value: Mapped[float | None] = mapped_column(Double, sort_order=11)
+    bits: Mapped[int | None] = mapped_column(BigInteger, sort_order=12)
+    text: Mapped[str | None] = mapped_column(Text, sort_order=13)
+
+
+class EpochValue(_LoggedValue, Base):
+    """A key of the logs Keras passed to ``on_epoch_end``."""
+
+    __tablename__ = "epoch_values"
+    __table_args__ = (PrimaryKeyConstraint("epoch_id", "key"),)
+
+    epoch_id: Mapped[int] = mapped_column(ForeignKey("epochs.id", ondelete="CASCADE"))
+
+
+class BatchValue(_LoggedValue, Base):
+    """A key of the logs Keras passed to a train or test batch-end hook."""
+
+    __tablename__ = "batch_values"
+    __table_args__ = (
+        PrimaryKeyConstraint("phase_id", "batch_seq", "key"),
+        ForeignKeyConstraint(
+            ["phase_id", "batch_seq"],
+            ["batches.phase_id", "batches.seq"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    phase_id: Mapped[int] = mapped_column(Integer)
+    batch_seq: Mapped[int] = mapped_column(Integer)
+
+
+class PhaseValue(_LoggedValue, Base):
+    """A key of the logs Keras passed to ``on_train_end`` or ``on_test_end``."""
+
+    __tablename__ = "phase_values"
+    __table_args__ = (PrimaryKeyConstraint("phase_id", "key"),)
+
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"))

@@ -1,0 +1,448 @@
+"""TrackingCallback: one instance is one run, recorded into SQLite.
+
+Data path: this callback → ``tracker.writer`` (buffered, ordered ops) →
+``tracker.schema`` tables. Per batch the callback only appends a tuple to an
+in-memory queue; disk writes happen at phase begin/end, at epoch end and in a
+background flusher.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import keras
+from sqlalchemy import Connection, insert, update
+
+from tracker import failures
+from tracker.database import DEFAULT_DB
+from tracker.errors import TrackingWriteError
+from tracker.metadata import environment, jsonable, model_info, optimizer_config, output_shapes
+from tracker.schema import (
+    Epoch,
+    EpochValue,
+    Param,
+    Phase,
+    PhaseKind,
+    PhaseStatus,
+    PhaseValue,
+    Run,
+    RunStatus,
+    Tag,
+)
+from tracker.writer import BATCH, PhaseHandle, TrackingWarning, Writer, value_rows
+
+__all__ = ["TrackingCallback"]
+
+logger = logging.getLogger(__name__)
+
+_RUNS, _PHASES, _EPOCHS = Run.__table__, Phase.__table__, Epoch.__table__
+_PARAMS, _TAGS = Param.__table__, Tag.__table__
+_EPOCH_VALUES, _PHASE_VALUES = EpochValue.__table__, PhaseValue.__table__
+
+# Which open phases a failing Keras method owns.
+_METHOD_KINDS = {
+    "fit": {PhaseKind.FIT},
+    "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
+    "predict": {PhaseKind.PREDICT},
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class TrackingCallback(keras.callbacks.Callback):
+    """Record a run (every fit, evaluate and predict it sees) into a SQLite file.
+
+    One instance is one run: pass the same instance to ``fit``, ``evaluate``
+    and ``predict`` and each call becomes a phase of that run. The validation
+    inside ``fit`` is recorded as ``validation`` phases, one per epoch.
+
+    Args:
+        db: A file path or an SQLAlchemy URL. Default ``"tracker.db"`` in the
+            current directory. The file is created and migrated if needed.
+        run_name: A name for the run. Default: the model's name.
+        params: User parameters to store with the run (JSON values).
+            Default none.
+        tags: User tags, string to string. Default none.
+        log_batches: Store every batch-end ``logs`` of train, validation and
+            evaluate, and a timing row per predict batch. Default True.
+        flush_every: Wake the background writer after this many batches.
+            Default 256.
+        flush_interval: The background writer also writes every this many
+            seconds. Default 2.0.
+        strict: Raise ``TrackingWriteError`` when recording fails, instead of
+            warning and going on. Default False.
+
+    Attributes:
+        run_id: The run's id (32 hex characters), known at construction.
+
+    Example:
+        ```python
+        cb = TrackingCallback("runs.db", params={"lr": 0.1}, tags={"exp": "a"})
+        model.fit(x, y, epochs=3, validation_split=0.2, callbacks=[cb])
+        model.evaluate(x, y, callbacks=[cb])
+        print(tracker.Store("runs.db").epochs(cb.run_id))
+        ```
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] = DEFAULT_DB,
+        *,
+        run_name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        log_batches: bool = True,
+        flush_every: int = 256,
+        flush_interval: float = 2.0,
+        strict: bool = False,
+    ) -> None:
+        super().__init__()
+        if run_name is not None and not isinstance(run_name, str):
+            raise ValueError(f"run_name must be a string or None, not {type(run_name).__name__}.")
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError("params must be a mapping of names to JSON values, e.g. {'lr': 0.1}.")
+        if tags is not None:
+            if not isinstance(tags, Mapping):
+                raise ValueError("tags must be a mapping of strings to strings, e.g. {'exp': 'a'}.")
+            bad = [k for k, v in tags.items() if not isinstance(k, str) or not isinstance(v, str)]
+            if bad:
+                raise ValueError(f"tags must map strings to strings; fix the tag(s) {bad!r}.")
+        if not isinstance(flush_every, int) or flush_every < 1:
+            raise ValueError(f"flush_every must be a positive integer, not {flush_every!r}.")
+        if not flush_interval > 0:
+            raise ValueError(f"flush_interval must be a positive number of seconds, not {flush_interval!r}.")
+
+        self.run_id: str = uuid.uuid4().hex
+        self.run_name = run_name
+        self.run_params: dict[str, Any] = {str(k): v for k, v in (params or {}).items()}
+        self.run_tags: dict[str, str] = dict(tags or {})
+        self.log_batches = bool(log_batches)
+        self.strict = bool(strict)
+        self._writer = Writer(
+            os.fspath(db), flush_every=flush_every, flush_interval=flush_interval, strict=strict
+        )
+        self.db_url = self._writer.url
+        self._phases: list[PhaseHandle] = []
+        self._phase_seq = 0
+        self._run_written = False
+        self._model_recorded = False
+        self._run_status = RunStatus.FINISHED
+        self._epoch: int | None = None
+        self._epoch_started: datetime | None = None
+        self._fault_reasons: set[str] = set()
+        failures.install()
+        try:
+            self._writer.open()
+        except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
+            if strict:
+                raise
+            warnings.warn(
+                f"{exc} Tracking keeps records in memory and retries; training is not affected.",
+                TrackingWarning,
+                stacklevel=2,
+            )
+
+    # -- fault handling --------------------------------------------------------
+
+    def _fault(self, exc: BaseException, where: str) -> None:
+        """Report a tracking failure without disturbing training (unless strict)."""
+        if self.strict:
+            if isinstance(exc, TrackingWriteError):
+                raise exc
+            raise TrackingWriteError(f"tracker: {where} failed: {exc}") from exc
+        logger.exception("tracker: %s failed", where)
+        reason = f"{where}: {type(exc).__name__}"
+        if reason not in self._fault_reasons:
+            self._fault_reasons.add(reason)
+            warnings.warn(
+                f"tracker: {where} failed ({type(exc).__name__}: {exc}); training goes on.",
+                TrackingWarning,
+                stacklevel=3,
+            )
+
+    def _flush(self) -> None:
+        self._writer.flush()
+
+    # -- run and phases --------------------------------------------------------
+
+    def _ensure_run(self) -> None:
+        if self._run_written:
+            return
+        self._run_written = True
+        env = environment()
+        row = {
+            "id": self.run_id,
+            "name": self.run_name if self.run_name is not None else getattr(self.model, "name", None),
+            "status": RunStatus.RUNNING,
+            "started_at": _utcnow(),
+            **env,
+        }
+        params = [{"run_id": self.run_id, "key": k, "value": v} for k, v in self.run_params.items()]
+        tags = [{"run_id": self.run_id, "key": k, "value": v} for k, v in self.run_tags.items()]
+
+        def write_run(conn: Connection) -> None:
+            conn.execute(insert(_RUNS).values(**row))
+            if params:
+                conn.execute(insert(_PARAMS), params)
+            if tags:
+                conn.execute(insert(_TAGS), tags)
+
+        self._writer.submit(write_run)
+
+    def _update_run(self, **values: Any) -> None:
+        run_id = self.run_id
+
+        def write(conn: Connection) -> None:
+            conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))
+
+        self._writer.submit(write)
+
+    def _record_model(self) -> None:
+        if self._model_recorded:
+            return
+        info = model_info(self.model)
+        if info is not None:
+            self._model_recorded = True
+            self._update_run(**info)
+
+    def _begin_phase(self, kind: PhaseKind) -> PhaseHandle:
+        outermost = not self._phases
+        self._ensure_run()
+        if outermost and self._phase_seq > 0:
+            self._update_run(status=RunStatus.RUNNING, ended_at=None)
+        parent = self._phases[-1] if self._phases else None
+        epoch = self._epoch if kind is PhaseKind.VALIDATION else None
+        handle = PhaseHandle(kind=kind.value, seq=self._phase_seq, t0=time.perf_counter(), parent=parent, epoch=epoch)
+        self._phase_seq += 1
+        row = {
+            "run_id": self.run_id,
+            "seq": handle.seq,
+            "kind": kind,
+            "epoch": epoch,
+            "status": PhaseStatus.RUNNING,
+            "started_at": _utcnow(),
+            "keras_params": jsonable(dict(self.params or {})),
+            "optimizer_config": optimizer_config(self.model) if kind is PhaseKind.FIT else None,
+        }
+
+        def write_phase(conn: Connection) -> None:
+            values = dict(row, parent_id=parent.id if parent is not None else None)
+            handle.id = conn.execute(insert(_PHASES).values(**values)).inserted_primary_key[0]
+
+        write_phase.assigns = handle  # type: ignore[attr-defined]
+        self._writer.submit(write_phase)
+        self._phases.append(handle)
+        self._record_model()
+        if outermost:
+            self._writer.start()
+            self._flush()
+        return handle
+
+    def _end_phase(
+        self,
+        handle: PhaseHandle,
+        status: PhaseStatus,
+        logs: Mapping[str, Any] | None,
+        error: str | None = None,
+    ) -> None:
+        if handle in self._phases:
+            self._phases.remove(handle)
+        values: dict[str, Any] = {
+            "status": status,
+            "ended_at": _utcnow(),
+            "batch_count": handle.batch_count,
+            "error": error,
+        }
+        if handle.kind == PhaseKind.PREDICT.value:
+            values["sample_count"] = handle.sample_count
+            values["output_shapes"] = handle.output_shapes
+        end_logs = dict(logs) if logs else None
+
+        def write_end(conn: Connection) -> None:
+            conn.execute(update(_PHASES).where(_PHASES.c.id == handle.id).values(**values))
+            rows = value_rows(end_logs, phase_id=handle.id)
+            if rows:
+                conn.execute(insert(_PHASE_VALUES), rows)
+
+        self._writer.submit(write_end)
+        if status is PhaseStatus.FAILED:
+            self._run_status = RunStatus.FAILED
+        elif status is PhaseStatus.INTERRUPTED and self._run_status is RunStatus.FINISHED:
+            self._run_status = RunStatus.INTERRUPTED
+        self._record_model()
+        if not self._phases:
+            run_values: dict[str, Any] = {"status": self._run_status, "ended_at": _utcnow()}
+            if error is not None:
+                run_values["error"] = error
+            self._update_run(**run_values)
+            self._writer.stop()
+        self._flush()
+
+    def _current(self, kind: PhaseKind) -> PhaseHandle | None:
+        for handle in reversed(self._phases):
+            if handle.kind == kind.value:
+                return handle
+        return None
+
+    def _on_call_failed(self, method: str, exc: BaseException) -> None:
+        """Close the phases of a failing ``fit``/``evaluate``/``predict`` call.
+
+        Called by ``tracker.failures`` because Keras skips the end hooks when
+        a call raises.
+        """
+        kinds = _METHOD_KINDS.get(method, set())
+        if not any(PhaseKind(h.kind) in kinds for h in self._phases):
+            return
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        status = PhaseStatus.INTERRUPTED if interrupted else PhaseStatus.FAILED
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            while self._phases:
+                handle = self._phases[-1]
+                self._end_phase(handle, status, None, error=error)
+                if PhaseKind(handle.kind) in kinds:
+                    break
+        except Exception as fault:  # noqa: BLE001
+            self._fault(fault, "recording the failure")
+
+    # -- fit -----------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        try:
+            self._begin_phase(PhaseKind.FIT)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_train_begin")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_started = _utcnow()
+
+    def on_train_batch_end(self, batch, logs=None):
+        try:
+            handle = self._phases[-1]
+            seq = handle.batch_count
+            handle.batch_count = seq + 1
+            if self.log_batches:
+                self._writer.add_batch(
+                    (BATCH, handle, seq, self._epoch, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
+                )
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_train_batch_end")
+
+    def on_epoch_end(self, epoch, logs=None):
+        try:
+            handle = self._current(PhaseKind.FIT)
+            if handle is None:
+                return
+            epoch_logs = dict(logs) if logs else None
+            started, ended = self._epoch_started, _utcnow()
+
+            def write_epoch(conn: Connection) -> None:
+                epoch_id = conn.execute(
+                    insert(_EPOCHS).values(phase_id=handle.id, epoch=epoch, started_at=started, ended_at=ended)
+                ).inserted_primary_key[0]
+                rows = value_rows(epoch_logs, epoch_id=epoch_id)
+                if rows:
+                    conn.execute(insert(_EPOCH_VALUES), rows)
+
+            self._writer.submit(write_epoch)
+            self._flush()
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_epoch_end")
+
+    def on_train_end(self, logs=None):
+        try:
+            handle = self._current(PhaseKind.FIT)
+            if handle is not None:
+                self._end_phase(handle, PhaseStatus.FINISHED, logs)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_train_end")
+
+    # -- evaluate (standalone, or validation inside fit) --------------------------
+
+    def on_test_begin(self, logs=None):
+        try:
+            inside_fit = bool(self._phases) and self._phases[-1].kind == PhaseKind.FIT.value
+            self._begin_phase(PhaseKind.VALIDATION if inside_fit else PhaseKind.EVALUATE)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_test_begin")
+
+    def on_test_batch_end(self, batch, logs=None):
+        try:
+            handle = self._phases[-1]
+            seq = handle.batch_count
+            handle.batch_count = seq + 1
+            if self.log_batches:
+                self._writer.add_batch(
+                    (BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
+                )
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_test_batch_end")
+
+    def on_test_end(self, logs=None):
+        try:
+            handle = self._phases[-1] if self._phases else None
+            if handle is not None and handle.kind in (PhaseKind.EVALUATE.value, PhaseKind.VALIDATION.value):
+                self._end_phase(handle, PhaseStatus.FINISHED, logs)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_test_end")
+
+    # -- predict -----------------------------------------------------------------
+
+    def on_predict_begin(self, logs=None):
+        try:
+            self._begin_phase(PhaseKind.PREDICT)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_predict_begin")
+
+    def on_predict_batch_end(self, batch, logs=None):
+        try:
+            handle = self._phases[-1]
+            seq = handle.batch_count
+            handle.batch_count = seq + 1
+            shapes = output_shapes(logs or {})
+            if shapes:
+                first = next(iter(shapes.values()))
+                rows = first[0] if first else 1
+                handle.sample_count += rows
+                for key, shape in shapes.items():
+                    known = handle.output_shapes.get(key)
+                    if known is None:
+                        handle.output_shapes[key] = list(shape)
+                    elif shape:
+                        known[0] += shape[0]
+            if self.log_batches:
+                # Timing only: predict outputs are never stored.
+                self._writer.add_batch(
+                    (BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, None)
+                )
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_predict_batch_end")
+
+    def on_predict_end(self, logs=None):
+        try:
+            handle = self._current(PhaseKind.PREDICT)
+            if handle is not None:
+                self._end_phase(handle, PhaseStatus.FINISHED, logs)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_predict_end")
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write everything still buffered. Called automatically at phase end and exit."""
+        self._writer.close()
+
+    @property
+    def pending(self) -> int:
+        """Records buffered in memory and not yet written."""
+        return self._writer.pending

@@ -1,0 +1,290 @@
+"""The write path: an ordered, buffered log of record operations.
+
+The callback appends operations; nothing touches the disk on the per-batch
+path. ``flush()`` writes everything pending, in order, in one short
+``BEGIN IMMEDIATE`` transaction. It runs synchronously at safe points (phase
+begin and end, epoch end) and in a background thread every ``flush_every``
+batches or ``flush_interval`` seconds. A failed flush keeps the operations and
+retries at the next one: tracking problems warn, they never stop training,
+unless ``strict`` is set.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert
+from sqlalchemy.exc import OperationalError
+
+from tracker.database import describe, resolve_url
+from tracker.errors import DatabaseError, TrackingWriteError
+from tracker.schema import Batch, BatchValue
+from tracker.values import encode, flatten_logs
+
+__all__ = ["PhaseHandle", "Writer", "TrackingWarning", "value_rows"]
+
+logger = logging.getLogger(__name__)
+
+BATCH = 0  # tag of the per-batch tuples in the op log
+_BATCHES = Batch.__table__
+_BATCH_VALUES = BatchValue.__table__
+
+
+class TrackingWarning(UserWarning):
+    """The tracker could not record something; training goes on."""
+
+
+@dataclass(eq=False)
+class PhaseHandle:
+    """A phase as the callback sees it; ``id`` is set once its row is written."""
+
+    kind: str
+    seq: int
+    t0: float
+    parent: PhaseHandle | None = None
+    epoch: int | None = None
+    id: int | None = None
+    batch_count: int = 0
+    sample_count: int = 0
+    output_shapes: dict[str, list[int]] = field(default_factory=dict)
+
+
+Op = Callable[[Connection], None]
+
+
+def value_rows(logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
+    """Return one row dict per key of ``logs``, with ``owner`` columns added."""
+    if not logs:
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for key, raw in flatten_logs(logs):
+        value, bits, text = encode(raw)
+        rows[key] = {**owner, "key": key, "value": value, "bits": bits, "text": text}
+    return list(rows.values())
+
+
+_live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for writer in list(_live_writers):
+        try:
+            writer.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            logger.exception("tracker: final flush failed")
+
+
+class Writer:
+    """Buffers record operations and writes them in order.
+
+    Args:
+        db: A file path or an SQLAlchemy URL. Opened (and migrated) lazily at
+            the first flush, and again at later flushes if that failed.
+        flush_every: Wake the background flusher after this many batches.
+        flush_interval: The background flusher also writes every this many
+            seconds while a phase is open.
+        strict: Raise TrackingWriteError instead of warning when a write fails.
+    """
+
+    def __init__(
+        self,
+        db: str,
+        *,
+        flush_every: int = 256,
+        flush_interval: float = 2.0,
+        strict: bool = False,
+    ) -> None:
+        self.db = db
+        self.url = resolve_url(db)
+        self.flush_every = flush_every
+        self.flush_interval = flush_interval
+        self.strict = strict
+        self._engine: Engine | None = None
+        self._ops: deque[Any] = deque()
+        self._since_wake = 0
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._warned: set[str] = set()
+        self._pending_error: BaseException | None = None
+        self.failed_flushes = 0
+        self.dropped_ops = 0
+        _live_writers.add(self)
+
+    # -- the callback's side -------------------------------------------------
+
+    def submit(self, op: Op) -> None:
+        """Queue an operation that runs inside the next flush's transaction."""
+        self._ops.append(op)
+
+    def add_batch(self, record: tuple[Any, ...]) -> None:
+        """Queue one batch record ``(BATCH, handle, seq, epoch, batch, elapsed, logs)``."""
+        self._ops.append(record)
+        self._since_wake += 1
+        if self._since_wake >= self.flush_every:
+            self._since_wake = 0
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Operations queued and not yet written."""
+        return len(self._ops)
+
+    def open(self) -> Engine:
+        """Open (and migrate) the database now; raise DatabaseError on failure."""
+        if self._engine is None:
+            from tracker.migrate import open_database
+
+            self._engine, self.url = open_database(self.db)
+        return self._engine
+
+    # -- flushing ------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Write every queued operation in order. Return True if all were written.
+
+        Raises:
+            TrackingWriteError: in strict mode, when the write fails.
+        """
+        self.raise_pending()
+        with self._flush_lock:
+            count = len(self._ops)
+            if count == 0:
+                return True
+            items = [self._ops.popleft() for _ in range(count)]
+            assigned: list[PhaseHandle] = []
+            try:
+                engine = self.open()
+                with engine.connect() as conn:
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                    with conn.begin():
+                        self._apply(conn, items, assigned)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported
+                for handle in assigned:
+                    handle.id = None
+                retry = isinstance(exc, (OperationalError, DatabaseError, OSError))
+                if retry:
+                    self._ops.extendleft(reversed(items))
+                else:
+                    self.dropped_ops += len(items)
+                self.failed_flushes += 1
+                self._report(exc, len(items), retry)
+                return False
+            return True
+
+    def _apply(self, conn: Connection, items: list[Any], assigned: list[PhaseHandle]) -> None:
+        group: list[tuple[Any, ...]] = []
+        for item in items:
+            if type(item) is tuple:
+                group.append(item)
+                continue
+            if group:
+                self._write_batches(conn, group)
+                group = []
+            item(conn)
+            handle = getattr(item, "assigns", None)
+            if handle is not None:
+                assigned.append(handle)
+        if group:
+            self._write_batches(conn, group)
+
+    @staticmethod
+    def _write_batches(conn: Connection, group: list[tuple[Any, ...]]) -> None:
+        batch_rows = []
+        values: list[dict[str, Any]] = []
+        for _, handle, seq, epoch, batch, elapsed, logs in group:
+            phase_id = handle.id
+            batch_rows.append(
+                {"phase_id": phase_id, "seq": seq, "epoch": epoch, "batch": batch, "elapsed": elapsed}
+            )
+            if logs:
+                values.extend(value_rows(logs, phase_id=phase_id, batch_seq=seq))
+        conn.execute(insert(_BATCHES), batch_rows)
+        if values:
+            conn.execute(insert(_BATCH_VALUES), values)
+
+    def _report(self, exc: BaseException, count: int, retry: bool) -> None:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = describe(self.url)
+        if retry:
+            message = (
+                f"tracker: cannot write to {where} ({reason}); keeping {count} records "
+                "in memory and retrying at the next flush. Training goes on."
+            )
+        else:
+            message = (
+                f"tracker: dropped {count} records that {where} refused ({reason}). "
+                "Training goes on; please report this as a bug."
+            )
+        logger.warning(message)
+        if self.strict:
+            error = TrackingWriteError(message)
+            error.__cause__ = exc
+            if threading.current_thread() is self._thread:
+                self._pending_error = error
+                return
+            raise error
+        if reason not in self._warned:
+            self._warned.add(reason)
+            warnings.warn(message, TrackingWarning, stacklevel=4)
+
+    def raise_pending(self) -> None:
+        """Raise, on the caller's thread, a strict-mode error from the flusher."""
+        error, self._pending_error = self._pending_error, None
+        if error is not None:
+            raise error
+
+    # -- background flusher --------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background flusher (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = False
+        self._wake.clear()
+        self._thread = threading.Thread(target=self._run, name="tracker-flush", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background flusher and wait for it."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop = True
+        self._wake.set()
+        if thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            if self._stop:
+                return
+            try:
+                self.flush()
+            except Exception:  # pragma: no cover - flush reports its own errors
+                logger.exception("tracker: background flush failed")
+            time.sleep(0)
+
+    def close(self) -> bool:
+        """Stop the flusher and write what is left. Return True if nothing is left."""
+        self.stop()
+        if self._ops:
+            try:
+                return self.flush()
+            except TrackingWriteError:
+                return False
+        return True
