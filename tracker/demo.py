@@ -53,9 +53,9 @@ def get_model():  # type: ignore[no-untyped-def]
 def run_demo(db: str, *, epochs: int = 15, verbose: int = 0) -> list[str]:
     """Train the guide's two examples with the tracker; return their run ids.
 
-    Run 1 is the guide's early-stopping example (``EarlyStoppingAtMinLoss``
-), followed by an
-    evaluate and a predict on the held-out digits. Run 2 is the guide's
+    Run 1 is the guide's early-stopping example (``EarlyStoppingAtMinLoss``,
+    patience 2, with a validation split), followed by an evaluate and a
+    predict on the held-out digits. Run 2 is the guide's
     learning-rate example (``CustomLearningRateScheduler(lr_schedule)``).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

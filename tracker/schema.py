@@ -11,11 +11,11 @@ integer, which is the exact value). See ``tracker.values``.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     DateTime,
     Double,
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -56,11 +57,32 @@ NAMING_CONVENTION = {
 }
 
 
+class JSONText(TypeDecorator[Any]):
+    """JSON kept as TEXT on every database.
+
+    SQLite gives a column declared ``JSON`` numeric affinity, which turns the
+    text ``12345678901234567890`` into a rounded REAL; TEXT keeps it exact.
+    Python's json module writes NaN and ±Infinity, so floats round-trip.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, default=repr)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return json.loads(value)
+
+
 class Base(DeclarativeBase):
     """Declarative base carrying the constraint naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, Any: JSON}
 
 
 class RunStatus(str, enum.Enum):
@@ -118,9 +140,9 @@ class Run(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     host: Mapped[str | None] = mapped_column(String)
     pid: Mapped[int | None] = mapped_column(Integer)
-    versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    versions: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
     model_name: Mapped[str | None] = mapped_column(String)
-    model_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_config: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
     param_count: Mapped[int | None] = mapped_column(BigInteger)
     trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
     non_trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
@@ -136,7 +158,7 @@ class Param(Base):
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[Any] = mapped_column(JSON)
+    value: Mapped[Any | None] = mapped_column(JSONText)
 
 
 class Tag(Base):
@@ -170,11 +192,11 @@ class Phase(Base):
     status: Mapped[PhaseStatus] = mapped_column(_enum(PhaseStatus, "phase_status"))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
-    keras_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    optimizer_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    keras_params: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
+    optimizer_config: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
     batch_count: Mapped[int | None] = mapped_column(Integer)
     sample_count: Mapped[int | None] = mapped_column(BigInteger)
-    output_shapes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    output_shapes: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
     error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -31,7 +31,7 @@ _PHASE_NAMES = {
 }
 
 
-def decode_values(bits: Sequence[int | None], texts: Sequence[str | None]) -> pd.Series:
+def decode_values(bits: Sequence[Any], texts: Sequence[Any]) -> pd.Series:
     """Return the logged values stored as ``bits``/``text`` columns.
 
     A float64 Series when every value is a number (or None, as NaN); an object
@@ -42,7 +42,7 @@ def decode_values(bits: Sequence[int | None], texts: Sequence[str | None]) -> pd
     has_bits = ~np.asarray(int_bits.isna(), dtype=bool)
     floats = np.full(n, np.nan)
     floats[has_bits] = int_bits[has_bits].to_numpy(dtype=np.int64).view(np.float64)
-    text_mask = np.array([t is not None for t in texts], dtype=bool)
+    text_mask = np.array([isinstance(t, str) for t in texts], dtype=bool)
     if not text_mask.any():
         return pd.Series(floats, dtype="float64")
     out: list[Any] = []
@@ -80,9 +80,25 @@ class Store:
         self.engine, self.url = open_database(os.fspath(db), create=False)
 
     def _frame(self, stmt: Select[Any]) -> pd.DataFrame:
+        """Run ``stmt`` into a DataFrame, keeping ``bits`` exact and ``text`` as objects.
+
+        (Left to inference, pandas would turn a bits column holding NULLs into
+        float64, rounding the 64-bit patterns.)
+        """
         with self.engine.connect() as conn:
             result = conn.execute(stmt)
-            return pd.DataFrame(result.all(), columns=list(result.keys()))
+            names = list(result.keys())
+            rows = result.all()
+        columns: dict[str, Any] = {}
+        for i, name in enumerate(names):
+            values = [row[i] for row in rows]
+            if name == "bits":
+                columns[name] = pd.array(values, dtype="Int64")
+            elif name in ("text", "key"):
+                columns[name] = pd.Series(values, dtype="object")
+            else:
+                columns[name] = values
+        return pd.DataFrame(columns, columns=names)
 
     def runs(self) -> pd.DataFrame:
         """Return one row per run, oldest first.
