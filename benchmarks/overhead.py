@@ -15,7 +15,7 @@ What it measures:
     the per-batch hook cost, the synchronous flush times, and the rows read
     back from SQLite, checked against epochs * ceil(samples / batch_size).
 
-Run:  /work/venv/bin/python benchmarks/overhead.py [--pairs 5] [--samples 20000]
+Run:  python benchmarks/overhead.py [--pairs 5] [--samples 20000]
       [--epochs 3] [--batch-size 32]
 It always exits 0: it is a measurement, not a test.
 """

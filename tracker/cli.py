@@ -68,13 +68,34 @@ def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
     return Store(_db(ctx))
 
 
+def _json_value(value: Any) -> Any:
+    """A cell as JSON: exact floats (shortest repr), non-finite floats as strings."""
+    import math
+
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
 def _emit(frame: Any, fmt: str) -> None:
     import pandas as pd
 
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", double_precision=17))
+        rows = [
+            {str(k): _json_value(v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False))
     elif frame.empty:
         click.echo("(no rows)")
     else:

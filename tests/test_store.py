@@ -1,0 +1,69 @@
+"""Store: run references and frames, on real recorded runs."""
+
+import pytest
+from conftest import guide_data, guide_model
+
+from tracker import DatabaseNotFoundError, Store, TrackingCallback, UnknownRunError
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("store") / "runs.db")
+    x, y = guide_data(n=64)
+    ids = []
+    for _ in range(2):
+        cb = TrackingCallback(path, run_name="same-name")
+        guide_model().fit(x, y, batch_size=32, epochs=1, callbacks=[cb], verbose=0)
+        ids.append(cb.run_id)
+    return path, ids
+
+
+def test_runs_has_the_documented_columns(two_runs):
+    path, ids = two_runs
+    runs = Store(path).runs()
+    assert list(runs["run_id"]) == ids
+    assert {"run_id", "name", "status", "started_at", "ended_at", "phases", "epochs"} <= set(runs.columns)
+    assert list(runs["epochs"]) == [1, 1]
+
+
+def test_a_name_means_the_newest_run_of_that_name(two_runs):
+    path, ids = two_runs
+    assert Store(path).resolve("same-name") == ids[1]
+    assert Store(path).resolve("latest") == ids[1]
+
+
+def test_unique_prefix_resolves_and_unknown_reference_is_one_sentence(two_runs):
+    path, ids = two_runs
+    store = Store(path)
+    assert store.resolve(ids[0][:10]) == ids[0]
+    with pytest.raises(UnknownRunError, match="No run matches 'zz'"):
+        store.resolve("zz")
+
+
+def test_ambiguous_prefix_lists_what_matched(two_runs):
+    path, ids = two_runs
+    store = Store(path)
+    common = ""
+    for a, b in zip(*ids):
+        if a != b:
+            break
+        common += a
+    if len(common) == 0:
+        with pytest.raises(UnknownRunError, match="matches several runs"):
+            store.resolve("")
+    else:
+        with pytest.raises(UnknownRunError, match="matches several runs"):
+            store.resolve(common)
+
+
+def test_store_never_creates_a_missing_file(tmp_path):
+    path = tmp_path / "typo.db"
+    with pytest.raises(DatabaseNotFoundError, match="No tracker database at"):
+        Store(str(path))
+    assert not path.exists()
+
+
+def test_batches_rejects_an_unknown_phase_name(two_runs):
+    path, ids = two_runs
+    with pytest.raises(ValueError, match="phase must be train, validation, evaluate or predict"):
+        Store(path).batches(ids[0], phase="training")
