@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import sys
+from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
@@ -47,6 +48,13 @@ def _version(dist: str) -> str | None:
 
 def environment() -> dict[str, Any]:
     """Return host, pid and library versions of this process."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "versions": dict(_versions())}
+
+
+@lru_cache(maxsize=1)
+def _versions() -> dict[str, Any]:
+    # Looking up distributions costs milliseconds; versions don't change
+    # within a process, so look them up once.
     versions: dict[str, Any] = {
         "python": platform.python_version(),
         "tracker": _version("keras-run-tracker"),
@@ -64,7 +72,7 @@ def environment() -> dict[str, Any]:
     for module, dist in (("tensorflow", "tensorflow"), ("jax", "jax"), ("torch", "torch")):
         if module in sys.modules:
             versions[module] = getattr(sys.modules[module], "__version__", None) or _version(dist)
-    return {"host": socket.gethostname(), "pid": os.getpid(), "versions": versions}
+    return versions
 
 
 def model_info(model: Any) -> dict[str, Any] | None:
