@@ -288,10 +288,19 @@ def test_unwritable_database_warns_and_training_completes(tmp_path, data):
     missing = tmp_path / "no-such-dir" / "runs.db"
     with pytest.warns(tracker.TrackingWarning, match="does not exist"):
         cb = TrackingCallback(str(missing))
-    with pytest.warns(tracker.TrackingWarning, match="keeping"):
+    with pytest.warns(tracker.TrackingWarning) as caught:
         history = guide_model().fit(x, y, batch_size=64, epochs=2, callbacks=[cb], verbose=0)
+    messages = [str(w.message) for w in caught]
+    assert any("keeping" in m and "retrying at the next flush" in m for m in messages)
+    assert "operations are still in memory" in messages[-1]  # the end-of-run report
     assert len(history.history["loss"]) == 2
     assert cb.pending > 0  # kept in memory for a later retry
+    missing.parent.mkdir()
+    cb.close()  # the folder exists now: the retry writes everything
+    assert cb.pending == 0
+    epochs = Store(str(missing)).epochs(cb.run_id)
+    assert list(epochs["epoch"]) == [0, 1]
+    assert len(Store(str(missing)).batches(cb.run_id)) == 4
 
 
 def test_strict_mode_raises_on_an_unusable_database(tmp_path):

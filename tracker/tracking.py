@@ -285,6 +285,11 @@ class TrackingCallback(keras.callbacks.Callback):
                 run_values["error"] = error
             self._update_run(**run_values)
             self._writer.stop()
+            self._flush()
+            lost = self._writer.unwritten()
+            if lost is not None:
+                warnings.warn(lost, TrackingWarning, stacklevel=3)
+            return
         self._flush()
 
     def _current(self, kind: PhaseKind) -> PhaseHandle | None:

@@ -94,6 +94,9 @@ class Writer:
         flush_interval: The background flusher also writes every this many
             seconds while a phase is open.
         strict: Raise TrackingWriteError instead of warning when a write fails.
+        max_pending: While writes fail, keep at most this many queued
+            operations in memory; batch records beyond it are counted in
+            ``dropped_batches`` and not kept (epochs and phases always are).
     """
 
     def __init__(
@@ -103,8 +106,11 @@ class Writer:
         flush_every: int = 256,
         flush_interval: float = 2.0,
         strict: bool = False,
+        max_pending: int = 200_000,
     ) -> None:
         self.db = db
+        self.max_pending = max_pending
+        self.dropped_batches = 0
         self.url = resolve_url(db)
         self.flush_every = flush_every
         self.flush_interval = flush_interval
@@ -130,6 +136,9 @@ class Writer:
 
     def add_batch(self, record: tuple[Any, ...]) -> None:
         """Queue one batch record ``(BATCH, handle, seq, epoch, batch, elapsed, logs)``."""
+        if len(self._ops) >= self.max_pending:
+            self.dropped_batches += 1
+            return
         self._ops.append(record)
         self._since_wake += 1
         if self._since_wake >= self.flush_every:
@@ -278,6 +287,19 @@ class Writer:
             except Exception:  # pragma: no cover - flush reports its own errors
                 logger.exception("tracker: background flush failed")
             time.sleep(0)
+
+    def unwritten(self) -> str | None:
+        """Describe what could not be written so far, or None if nothing."""
+        parts = []
+        if self._ops:
+            parts.append(f"{len(self._ops)} operations are still in memory")
+        if self.dropped_batches:
+            parts.append(f"{self.dropped_batches} batch records were dropped (memory bound)")
+        if self.dropped_ops:
+            parts.append(f"{self.dropped_ops} records were refused by the database")
+        if not parts:
+            return None
+        return f"tracker: {'; '.join(parts)} for {describe(self.url)}."
 
     def close(self) -> bool:
         """Stop the flusher and write what is left. Return True if nothing is left."""
