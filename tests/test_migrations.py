@@ -102,3 +102,40 @@ def test_sqlalchemy_url_is_accepted(tmp_path):
     engine, url = open_database(f"sqlite:///{path}")
     assert url == f"sqlite:///{path}" and "runs" in schema_of(path)
     create_engine(url).dispose()
+
+
+DATA = Path(__file__).resolve().parent / "data"
+REV0001_TABLES = [
+    "runs", "params", "tags", "phases", "epochs", "batches", "epoch_values", "batch_values", "phase_values",
+]
+
+
+def rows_of(path, table, columns="*"):
+    with sqlite3.connect(path) as conn:
+        return sorted(map(tuple, conn.execute(f"SELECT {columns} FROM {table}").fetchall()), key=repr)
+
+
+def test_a_database_written_at_revision_0001_upgrades_with_every_row_kept(tmp_path):
+    """tests/data/rev0001.db was written by the real tracker at revision 0001
+    (a fit with validation and a NaN metric, an evaluate and a predict)."""
+    import shutil
+
+    path = tmp_path / "old.db"
+    shutil.copy(DATA / "rev0001.db", path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == ("0001",)
+        epoch_columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(epochs)"))
+    before = {t: rows_of(path, t) for t in REV0001_TABLES}
+    assert len(before["batch_values"]) > 0 and len(before["epochs"]) == 3
+
+    store = Store(str(path))  # opening upgrades
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (head_revision(),)
+    for table in REV0001_TABLES:
+        columns = epoch_columns if table == "epochs" else "*"
+        assert rows_of(path, table, columns) == before[table], table
+    assert rows_of(path, "epochs", "fingerprint") == [(None,)] * 3
+    epochs = store.epochs("written-at-0001")
+    assert list(epochs["epoch"]) == [0, 1, 2]
+    assert epochs["nan_metric"].isna().all() and epochs["val_loss"].notna().all()

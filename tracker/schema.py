@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Double,
     Enum,
@@ -46,6 +47,11 @@ __all__ = [
     "EpochValue",
     "BatchValue",
     "PhaseValue",
+    "LRPoint",
+    "LRChange",
+    "LRSeries",
+    "StopDecision",
+    "Restore",
 ]
 
 NAMING_CONVENTION = {
@@ -211,6 +217,7 @@ class Epoch(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime] = mapped_column(DateTime)
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
 
 
 class Batch(Base):
@@ -279,3 +286,98 @@ class PhaseValue(_LoggedValue, Base):
     __table_args__ = (PrimaryKeyConstraint("phase_id", "key"),)
 
     phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"))
+
+
+class LRPoint(str, enum.Enum):
+    """Where a learning-rate series value was read."""
+
+    PHASE_BEGIN = "phase_begin"
+    EPOCH = "epoch"
+    BATCH = "batch"
+
+
+class LRChange(Base):
+    """One change of an optimizer's learning rate, observed when it was made.
+
+    ``epoch`` and ``step`` are the first epoch and the first global optimizer
+    step that train with ``new_lr``. ``source`` is the class name of the
+    callback that assigned it, ``user code`` when no callback was on the call
+    stack, or ``unknown`` when the change was only noticed afterwards (for
+    example a direct ``variable.assign``). ``hook`` is the callback method.
+    """
+
+    __tablename__ = "lr_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
+    optimizer: Mapped[str] = mapped_column(String)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    old_lr: Mapped[float | None] = mapped_column(Double)
+    new_lr: Mapped[float | None] = mapped_column(Double)
+    source: Mapped[str] = mapped_column(String)
+    hook: Mapped[str | None] = mapped_column(String)
+
+
+class LRSeries(Base):
+    """The learning rate an optimizer trained with, per phase start, epoch or batch."""
+
+    __tablename__ = "lr_series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
+    optimizer: Mapped[str] = mapped_column(String)
+    point: Mapped[LRPoint] = mapped_column(_enum(LRPoint, "lr_point"))
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    batch: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    lr: Mapped[float | None] = mapped_column(Double)
+
+
+class StopDecision(Base):
+    """A stopper's decision: who set ``model.stop_training`` and why, or why not.
+
+    ``stopped`` is false for a stopper that ran to the end without stopping;
+    its state at train end is recorded then. The reasoning columns are read
+    from the stopper's attributes where it has them.
+    """
+
+    __tablename__ = "stop_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
+    stopped: Mapped[bool] = mapped_column(Boolean(create_constraint=True, name="stopped"))
+    stopper: Mapped[str] = mapped_column(String)
+    hook: Mapped[str | None] = mapped_column(String)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    batch: Mapped[int | None] = mapped_column(Integer)
+    monitor: Mapped[str | None] = mapped_column(String)
+    mode: Mapped[str | None] = mapped_column(String)
+    min_delta: Mapped[float | None] = mapped_column(Double)
+    patience: Mapped[int | None] = mapped_column(Integer)
+    baseline: Mapped[float | None] = mapped_column(Double)
+    start_from_epoch: Mapped[int | None] = mapped_column(Integer)
+    best: Mapped[float | None] = mapped_column(Double)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    wait: Mapped[int | None] = mapped_column(Integer)
+    stopped_epoch: Mapped[int | None] = mapped_column(Integer)
+
+
+class Restore(Base):
+    """A fit that ended with the weights of an earlier epoch.
+
+    Found by comparing the final weights' fingerprint with the fingerprints
+    taken at each epoch end. ``restored_by``/``hook``/``at_epoch`` say which
+    callback's ``set_weights`` call put those weights back, and when.
+    """
+
+    __tablename__ = "restores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
+    restored_epoch: Mapped[int | None] = mapped_column(Integer)
+    last_epoch: Mapped[int | None] = mapped_column(Integer)
+    restored_by: Mapped[str | None] = mapped_column(String)
+    hook: Mapped[str | None] = mapped_column(String)
+    at_epoch: Mapped[int | None] = mapped_column(Integer)
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
