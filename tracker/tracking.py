@@ -20,7 +20,8 @@ from typing import Any
 import keras
 from sqlalchemy import Connection, insert, update
 
-from tracker import failures
+from tracker import calls, observers
+from tracker.decisions import DecisionRecorder
 from tracker.database import DEFAULT_DB
 from tracker.errors import TrackingWriteError
 from tracker.metadata import environment, jsonable, model_info, optimizer_config, output_shapes
@@ -139,7 +140,10 @@ class TrackingCallback(keras.callbacks.Callback):
         self._epoch: int | None = None
         self._epoch_started: datetime | None = None
         self._fault_reasons: set[str] = set()
-        failures.install()
+        self._epoch_batches: list[int] = []
+        self._decisions = DecisionRecorder(self)
+        calls.install()
+        observers.install()
         try:
             self._writer.open()
         except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
@@ -298,13 +302,47 @@ class TrackingCallback(keras.callbacks.Callback):
                 return handle
         return None
 
+    # -- told by tracker.calls and tracker.observers ------------------------------------
+
+    def _before_call(self, method: str, callbacks: list[Any]) -> None:
+        if method == "fit":
+            self._decisions.callbacks = [cb for cb in callbacks if cb is not self]
+
+    def _after_call(self, method: str) -> None:
+        if method == "fit":
+            try:
+                self._decisions.end_fit(completed=True)
+                self._flush()
+            except Exception as exc:  # noqa: BLE001
+                self._fault(exc, "recording the end of fit")
+
+    def _watches_optimizer(self, optimizer: Any) -> bool:
+        return self._decisions.name_of(optimizer) is not None
+
+    def _on_lr_set(self, optimizer: Any, old: float | None, new: float | None, actor: observers.Actor) -> None:
+        self._decisions.on_lr_set(optimizer, old, new, actor)
+
+    def _on_stop_training(self, actor: observers.Actor) -> None:
+        self._decisions.on_stop_training(actor)
+
+    def _before_set_weights(self, actor: observers.Actor) -> None:
+        self._decisions.before_set_weights(actor)
+
+    def _after_set_weights(self, actor: observers.Actor) -> None:
+        self._decisions.after_set_weights(actor)
+
     def _on_call_failed(self, method: str, exc: BaseException) -> None:
         """Close the phases of a failing ``fit``/``evaluate``/``predict`` call.
 
-        Called by ``tracker.failures`` because Keras skips the end hooks when
+        Called by ``tracker.calls`` because Keras skips the end hooks when
         a call raises.
         """
         kinds = _METHOD_KINDS.get(method, set())
+        if method == "fit":
+            try:
+                self._decisions.end_fit(completed=False)
+            except Exception as fault:  # noqa: BLE001
+                self._fault(fault, "recording the failure")
         if not any(PhaseKind(h.kind) in kinds for h in self._phases):
             return
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
@@ -323,13 +361,27 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         try:
-            self._begin_phase(PhaseKind.FIT)
+            handle = self._begin_phase(PhaseKind.FIT)
+            self._decisions.begin_fit(handle)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_train_begin")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._epoch_started = _utcnow()
+        self._epoch_batches = []
+        try:
+            if self._decisions.phase is not None:
+                self._decisions.epoch_begin(epoch)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(exc, "on_epoch_begin")
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._decisions.lr_due:
+            try:
+                self._decisions.first_batch()
+            except Exception as exc:  # noqa: BLE001
+                self._fault(exc, "on_train_batch_begin")
 
     def on_train_batch_end(self, batch, logs=None):
         try:
@@ -340,6 +392,8 @@ class TrackingCallback(keras.callbacks.Callback):
                 self._writer.add_batch(
                     (BATCH, handle, seq, self._epoch, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
                 )
+                if self._decisions.has_schedule:
+                    self._epoch_batches.append(batch)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_train_batch_end")
 
@@ -350,10 +404,13 @@ class TrackingCallback(keras.callbacks.Callback):
                 return
             epoch_logs = dict(logs) if logs else None
             started, ended = self._epoch_started, _utcnow()
+            fingerprint = self._decisions.epoch_end(epoch, self._epoch_batches)
 
             def write_epoch(conn: Connection) -> None:
                 epoch_id = conn.execute(
-                    insert(_EPOCHS).values(phase_id=handle.id, epoch=epoch, started_at=started, ended_at=ended)
+                    insert(_EPOCHS).values(
+                        phase_id=handle.id, epoch=epoch, started_at=started, ended_at=ended, fingerprint=fingerprint
+                    )
                 ).inserted_primary_key[0]
                 rows = value_rows(epoch_logs, epoch_id=epoch_id)
                 if rows:
