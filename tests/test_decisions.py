@@ -219,12 +219,14 @@ def test_reduce_lr_on_plateau_changes_take_effect_the_next_epoch(db_path, positi
     changes = Store(db_path).lr_changes(tracker.run_id)
     assert list(zip(changes["epoch"], changes["step"], changes["old_lr"], changes["new_lr"])) == truth.changes()
     assert set(changes["source"]) == {"ReduceLROnPlateau"} and set(changes["hook"]) == {"on_epoch_end"}
+    assert Store(db_path).early_stops(tracker.run_id).empty  # it has patience but never stops
 
 
-def test_keras_learning_rate_scheduler_is_named_as_the_source(db_path):
+@pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
+def test_keras_learning_rate_scheduler_is_named_as_the_source(db_path, position):
     truth = LRTruth()
     scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 if epoch < 2 else 0.02)
-    _, tracker = fit(db_path, lambda t: [t, scheduler, truth], epochs=4)
+    _, tracker = fit(db_path, lambda t: arrange(position, t, [], [scheduler], [truth]), epochs=4)
     changes = Store(db_path).lr_changes(tracker.run_id)
     assert list(zip(changes["epoch"], changes["step"], changes["old_lr"], changes["new_lr"])) == truth.changes()
     assert list(changes["source"]) == ["LearningRateScheduler"]
@@ -246,7 +248,8 @@ def test_a_change_that_bypasses_the_setter_is_recorded_as_unknown(db_path):
     assert list(changes["source"]) == ["unknown"]
 
 
-def test_learning_rate_schedule_is_a_series_not_change_rows(db_path):
+@pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
+def test_learning_rate_schedule_is_a_series_not_change_rows(db_path, position):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
     x, y = guide_data(n=64)
     keras.utils.set_random_seed(1)
@@ -254,7 +257,8 @@ def test_learning_rate_schedule_is_a_series_not_change_rows(db_path):
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mean_squared_error")
     truth = LRTruth(every_batch=True)
     tracker = TrackingCallback(db_path)
-    model.fit(x, y, batch_size=16, epochs=3, callbacks=[tracker, truth], verbose=0)
+    callbacks = [tracker, truth] if position == "tracker-first" else [truth, tracker]
+    model.fit(x, y, batch_size=16, epochs=3, callbacks=callbacks, verbose=0)
 
     store = Store(db_path)
     assert store.lr_changes(tracker.run_id).empty

@@ -264,8 +264,8 @@ class DecisionRecorder:
         for callback in self.callbacks:
             if id(callback) in self.stopped_by or callback is self.tracker:
                 continue
-            if not (hasattr(callback, "patience") or hasattr(callback, "stopped_epoch")):
-                continue
+            if not hasattr(callback, "stopped_epoch"):
+                continue  # stoppers keep stopped_epoch; ReduceLROnPlateau has patience only
             row = self._reasoning(callback)
             row.update(stopped=False, stopper=type(callback).__name__, hook=None, epoch=self.last_epoch)
             rows.append(row)
