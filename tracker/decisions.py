@@ -144,23 +144,32 @@ class DecisionRecorder:
         self.lr_due = True
 
     def first_batch(self) -> None:
-        """At the first train batch of an epoch (and after any LR change)."""
+        """At the end of an epoch's first train batch (and after any LR change).
+
+        Reading here rather than at batch begin keeps the per-batch path to
+        one hook: a schedule's rate is evaluated at the epoch's first step;
+        a plain rate is the value batch 0 trained with.
+        """
         self.lr_due = False
         epoch = self.tracker._epoch
         for change in self.pending:
             change.epoch = epoch
         self._write_changes()
+        first = self.first_step.get(epoch) if epoch is not None else None
         rows = []
         for name, optimizer in self.optimizers.items():
-            lr = observers.read_lr(optimizer)
-            known = self.known_lr.get(name)
-            if not _is_schedule(optimizer) and not (lr == known or (lr != lr and known != known)):
-                # Changed without the setter (e.g. learning_rate.assign()).
-                self.pending.append(_Change(name, _iterations(optimizer), known, lr, "unknown", None, epoch))
-                self._write_changes()
+            if _is_schedule(optimizer):
+                step = first if first is not None else _iterations(optimizer)
+                lr = _schedule_values(optimizer._learning_rate, [step])[0] if step is not None else None
+            else:
+                lr = observers.read_lr(optimizer)
+                known = self.known_lr.get(name)
+                if not (lr == known or (lr != lr and known != known)):
+                    # Changed without the setter (e.g. learning_rate.assign()).
+                    self.pending.append(_Change(name, first, known, lr, "unknown", None, epoch))
+                    self._write_changes()
+                step = first
             self.known_lr[name] = lr
-            # Before the epoch's first step, iterations is that step's index.
-            step = _iterations(optimizer)
             rows.append({"optimizer": name, "point": LRPoint.EPOCH, "epoch": epoch, "step": step, "lr": lr})
         self._submit_rows(_LR_SERIES, rows)
 

@@ -247,8 +247,10 @@ class TrackingCallback(keras.callbacks.Callback):
         self._phases.append(handle)
         self._record_model()
         if outermost:
+            # Not a synchronous flush: the background writer starts with the
+            # run and phase rows right away, off the training thread.
             self._writer.start()
-            self._flush()
+            self._writer.wake()
         return handle
 
     def _end_phase(
@@ -294,7 +296,9 @@ class TrackingCallback(keras.callbacks.Callback):
             if lost is not None:
                 warnings.warn(lost, TrackingWarning, stacklevel=3)
             return
-        self._flush()
+        # A nested phase (validation) ends just before its epoch does, and
+        # the epoch end flushes synchronously; don't pay for two flushes.
+        self._writer.wake()
 
     def _current(self, kind: PhaseKind) -> PhaseHandle | None:
         for handle in reversed(self._phases):
@@ -376,12 +380,6 @@ class TrackingCallback(keras.callbacks.Callback):
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_epoch_begin")
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._decisions.lr_due:
-            try:
-                self._decisions.first_batch()
-            except Exception as exc:  # noqa: BLE001
-                self._fault(exc, "on_train_batch_begin")
 
     def on_train_batch_end(self, batch, logs=None):
         try:
@@ -394,6 +392,8 @@ class TrackingCallback(keras.callbacks.Callback):
                 )
                 if self._decisions.has_schedule:
                     self._epoch_batches.append(batch)
+            if self._decisions.lr_due:
+                self._decisions.first_batch()
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_train_batch_end")
 

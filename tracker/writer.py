@@ -145,6 +145,10 @@ class Writer:
             self._since_wake = 0
             self._wake.set()
 
+    def wake(self) -> None:
+        """Ask the background flusher to write now."""
+        self._wake.set()
+
     @property
     def pending(self) -> int:
         """Operations queued and not yet written."""
