@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from tracker import NotADatabaseError, SchemaTooNewError, Store
-from tracker.migrate import VERSION_TABLE, alembic_config, head_revision, open_database
+from tracker.migrate import HEAD_REVISION, VERSION_TABLE, alembic_config, head_revision, open_database
 from tracker.schema import Base
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,9 +24,9 @@ def schema_of(path) -> dict[str, str]:
         return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall())
 
 
-def test_there_is_a_single_head_revision():
+def test_there_is_a_single_head_revision_and_the_fast_path_knows_it():
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    assert heads == [head_revision()]
+    assert heads == [head_revision()] == [HEAD_REVISION]
 
 
 def test_models_and_migrations_agree(tmp_path):
@@ -124,7 +124,7 @@ def test_a_database_written_at_revision_0001_upgrades_with_every_row_kept(tmp_pa
     shutil.copy(DATA / "rev0001.db", path)
     with sqlite3.connect(path) as conn:
         assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == ("0001",)
-        epoch_columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(epochs)"))
+        columns = {t: ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in REV0001_TABLES}
     before = {t: rows_of(path, t) for t in REV0001_TABLES}
     assert len(before["batch_values"]) > 0 and len(before["epochs"]) == 3
 
@@ -133,9 +133,14 @@ def test_a_database_written_at_revision_0001_upgrades_with_every_row_kept(tmp_pa
     with sqlite3.connect(path) as conn:
         assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (head_revision(),)
     for table in REV0001_TABLES:
-        columns = epoch_columns if table == "epochs" else "*"
-        assert rows_of(path, table, columns) == before[table], table
+        assert rows_of(path, table, columns[table]) == before[table], table
     assert rows_of(path, "epochs", "fingerprint") == [(None,)] * 3
+    # 0003 backfilled the counters and the per-key summary from the old rows.
+    assert rows_of(path, "runs", "phase_count, epoch_count") == [(3, 3)]
+    summary = {r[0]: r[1:] for r in rows_of(path, "run_metrics", "key, best_min, best_min_epoch, final, final_epoch, epochs")}
+    loss = store.epochs("written-at-0001")["loss"].tolist()
+    assert summary["loss"] == (min(loss), loss.index(min(loss)), loss[-1], 2, 3)
+    assert summary["nan_metric"] == (None, None, None, 2, 3)
     epochs = store.epochs("written-at-0001")
     assert list(epochs["epoch"]) == [0, 1, 2]
     assert epochs["nan_metric"].isna().all() and epochs["val_loss"].notna().all()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -52,6 +53,7 @@ __all__ = [
     "LRSeries",
     "StopDecision",
     "Restore",
+    "RunMetric",
 ]
 
 NAMING_CONVENTION = {
@@ -79,9 +81,9 @@ class JSONText(TypeDecorator[Any]):
             return None
         return json.dumps(value, ensure_ascii=False, default=repr)
 
-    def process_result_value(self, value: str | None, dialect: Any) -> Any:
-        if value is None:
-            return None
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or not isinstance(value, (str, bytes)):
+            return value  # a number stored under numeric affinity by an older file
         return json.loads(value)
 
 
@@ -153,6 +155,9 @@ class Run(Base):
     trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
     non_trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+    # Counters kept by the writer so listing 10,000 runs needs no GROUP BY.
+    phase_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    epoch_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Param(Base):
@@ -381,3 +386,32 @@ class Restore(Base):
     hook: Mapped[str | None] = mapped_column(String)
     at_epoch: Mapped[int | None] = mapped_column(Integer)
     fingerprint: Mapped[str | None] = mapped_column(String(32))
+
+
+class RunMetric(Base):
+    """Per run and epoch-log key: best (min and max) and final value, kept in SQL.
+
+    Maintained by the writer at each epoch end with an upsert, so sorting
+    thousands of runs by ``best:val_loss`` reads one indexed row per run.
+    Epochs are Keras' indices; over several fits of a run, the latest wins
+    ties for ``final``, the earliest for ``best``. NaN values are skipped by
+    best (NULL in SQL) and kept as NULL in ``final``.
+    """
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "key"),
+        Index("ix_run_metrics_key_best_min", "key", "best_min"),
+        Index("ix_run_metrics_key_best_max", "key", "best_max"),
+        Index("ix_run_metrics_key_final", "key", "final"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String)
+    best_min: Mapped[float | None] = mapped_column(Double)
+    best_min_epoch: Mapped[int | None] = mapped_column(Integer)
+    best_max: Mapped[float | None] = mapped_column(Double)
+    best_max_epoch: Mapped[int | None] = mapped_column(Integer)
+    final: Mapped[float | None] = mapped_column(Double)
+    final_epoch: Mapped[int | None] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)

@@ -7,7 +7,7 @@ exactly what Keras passed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,9 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from tracker.decision_queries import DecisionQueries
-from tracker.schema import Batch, BatchValue, Epoch, EpochValue, Phase, PhaseKind, Run
+from tracker.run_filters import filter_runs as _filter_runs
+from tracker.run_filters import maximised, parse_sort
+from tracker.schema import Batch, BatchValue, Epoch, EpochValue, Param, Phase, PhaseKind, Run, RunMetric, Tag
 
 __all__ = ["Store", "decode_values"]
 
@@ -74,46 +76,78 @@ class Store(DecisionQueries):
         ```
     """
 
-    def runs(self) -> pd.DataFrame:
-        """Return one row per run, oldest first.
+    def runs(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Return one row per run, filtered and sorted.
+
+        Args:
+            status: Keep runs with this status (or any of these). Default all.
+            name: Keep runs with this name; ``*`` and ``?`` are wildcards.
+                Default all.
+            tags: Keep runs having every one of these tags. Default all.
+            params: Keep runs whose params equal every one of these (compared
+                as JSON, so ``{"lr": 0.1}`` matches ``params={"lr": 0.1}``).
+                Default all.
+            sort: ``started_at`` (default, oldest first), ``-started_at``,
+                ``name``, ``best:KEY`` or ``final:KEY`` (the best or final
+                epoch value of a logged key, best first). Whether best means
+                min or max comes from the key (``*acc*``, ``auc``,
+                ``precision``, ``recall``... are maximised, the rest
+                minimised); override with ``best:KEY:max`` or ``:min``. Runs
+                without the key come last.
+            limit: Return at most this many rows. Default all.
 
         Columns: ``run_id``, ``name``, ``status`` (running, finished, failed,
         interrupted, crashed), ``started_at`` and ``ended_at`` (UTC),
         ``model_name``, ``param_count``, ``host``, ``pid``, ``phases``
-        (number of fit/evaluate/predict calls) and ``epochs`` (epochs finished).
+        (fit/evaluate/predict calls), ``epochs`` (epochs finished); with a
+        ``best:``/``final:`` sort also ``KEY`` and ``KEY_epoch`` (the sorted
+        value and its epoch). All filters are bound parameters.
+
+        Raises:
+            ValueError: ``sort`` or ``status`` is not understood.
         """
-        phases = (
-            select(Phase.run_id, func.count().label("phases"))
-            .where(Phase.kind != PhaseKind.VALIDATION)
-            .group_by(Phase.run_id)
-            .subquery()
-        )
-        epochs = (
-            select(Phase.run_id, func.count().label("epochs"))
-            .join(Epoch, Epoch.phase_id == Phase.id)
-            .group_by(Phase.run_id)
-            .subquery()
-        )
-        stmt = (
-            select(
-                Run.id.label("run_id"),
-                Run.name,
-                Run.status,
-                Run.started_at,
-                Run.ended_at,
-                Run.model_name,
-                Run.param_count,
-                Run.host,
-                Run.pid,
-                func.coalesce(phases.c.phases, 0).label("phases"),
-                func.coalesce(epochs.c.epochs, 0).label("epochs"),
+        columns = [
+            Run.id.label("run_id"),
+            Run.name,
+            Run.status,
+            Run.started_at,
+            Run.ended_at,
+            Run.model_name,
+            Run.param_count,
+            Run.host,
+            Run.pid,
+            Run.phase_count.label("phases"),
+            Run.epoch_count.label("epochs"),
+        ]
+        stmt = select(*columns)
+        stmt = _filter_runs(stmt, status=status, name=name, tags=tags, params=params)
+        order = parse_sort(sort)
+        if order.key is None:
+            stmt = stmt.order_by(*order.columns)
+        else:
+            metric = RunMetric.__table__.alias("sort_metric")
+            value = metric.c[order.value_column]
+            epoch = metric.c[order.value_column + "_epoch"]
+            stmt = (
+                stmt.add_columns(value.label(order.key), epoch.label(f"{order.key}_epoch"))
+                .outerjoin(metric, and_(metric.c.run_id == Run.id, metric.c.key == order.key))
+                .order_by(value.is_(None), value.desc() if order.descending else value, Run.started_at)
             )
-            .outerjoin(phases, phases.c.run_id == Run.id)
-            .outerjoin(epochs, epochs.c.run_id == Run.id)
-            .order_by(Run.started_at, Run.id)
-        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         frame = self._frame(stmt)
         frame["status"] = frame["status"].map(lambda s: getattr(s, "value", s))
+        if order.key is not None:
+            frame[f"{order.key}_epoch"] = frame[f"{order.key}_epoch"].astype("Int64")
         return frame
 
     @staticmethod
@@ -135,13 +169,25 @@ class Store(DecisionQueries):
         wide.columns.name = None
         return base.join(wide, on=keys)
 
-    def epochs(self, run: str) -> pd.DataFrame:
+    @staticmethod
+    def _tidy(long: pd.DataFrame, keys: list[str], extra: list[str], run_id: str) -> pd.DataFrame:
+        """One row per (row keys, log key): ``run_id``, keys, extra, ``key``, ``value``."""
+        keyed = long[long["key"].notna()].reset_index(drop=True)
+        decoded = decode_values(list(keyed["bits"]), list(keyed["text"]))
+        tidy = keyed[keys + extra + ["key"]].assign(value=decoded.to_numpy())
+        tidy.insert(0, "run_id", run_id)
+        return tidy
+
+    def epochs(self, run: str, *, tidy: bool = False) -> pd.DataFrame:
         """Return one row per finished epoch of the run's fit phases.
 
-        Columns: ``phase`` (the fit call's sequence number within the run),
-        ``epoch`` (0-based, as Keras passed it), ``started_at``, ``ended_at``
-        (UTC), then one column per ``logs`` key seen at epoch end (``val_*``
-        included), in Keras' (alphabetical) order. Values are bit-exact.
+        Wide (default) columns: ``phase`` (the fit call's sequence number
+        within the run), ``epoch`` (0-based, as Keras passed it),
+        ``started_at``, ``ended_at`` (UTC), then one column per ``logs`` key
+        seen at epoch end (``val_*`` included), in Keras' (alphabetical)
+        order. With ``tidy=True``: one row per epoch and key, columns
+        ``run_id, phase, epoch, started_at, ended_at, key, value``. Values
+        are bit-exact.
 
         Raises:
             UnknownRunError: ``run`` names no run.
@@ -162,9 +208,11 @@ class Store(DecisionQueries):
             .where(Phase.run_id == run_id, Phase.kind == PhaseKind.FIT)
             .order_by(Phase.seq, Epoch.epoch, EpochValue.key)
         )
+        if tidy:
+            return self._tidy(self._frame(stmt), ["phase", "epoch"], ["started_at", "ended_at"], run_id)
         return self._widen(self._frame(stmt), ["phase", "epoch"], ["started_at", "ended_at"])
 
-    def batches(self, run: str, phase: str = "train") -> pd.DataFrame:
+    def batches(self, run: str, phase: str = "train", *, tidy: bool = False) -> pd.DataFrame:
         """Return one row per recorded batch of one kind of phase.
 
         Args:
@@ -179,7 +227,9 @@ class Store(DecisionQueries):
         the end step with ``steps_per_execution``), ``elapsed`` (seconds since
         the phase began), then one column per ``logs`` key (predict batches
         have none: outputs are never stored). Batch logs are Keras' running
-        means since the start of the epoch.
+        means since the start of the epoch. With ``tidy=True``: one row per
+        batch and key, columns ``run_id, phase, epoch, batch, elapsed, key,
+        value``.
 
         Raises:
             UnknownRunError: ``run`` names no run.
@@ -209,6 +259,106 @@ class Store(DecisionQueries):
             .where(Phase.run_id == run_id, Phase.kind == kind)
             .order_by(Phase.seq, Batch.seq, BatchValue.key)
         )
+        if tidy:
+            long = self._frame(stmt)
+            long["epoch"] = long["epoch"].astype("Int64")
+            return self._tidy(long, ["phase"], ["epoch", "batch", "elapsed"], run_id)
         wide = self._widen(self._frame(stmt), ["phase", "_seq"], ["epoch", "batch", "elapsed"])
         wide["epoch"] = wide["epoch"].astype("Int64")
         return wide.drop(columns="_seq")
+
+    def params(self, run: str) -> dict[str, Any]:
+        """Return the run's user parameters, as JSON values.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        run_id = self.resolve(run)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(Param.key, Param.value).where(Param.run_id == run_id).order_by(Param.key)).all())
+
+    def tags(self, run: str) -> dict[str, str]:
+        """Return the run's tags.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        run_id = self.resolve(run)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id).order_by(Tag.key)).all())
+
+    def metrics(self, run: str) -> pd.DataFrame:
+        """Return the best and final value of every numeric epoch key of a run.
+
+        Columns: ``key``, ``best`` and ``best_epoch`` (min or max by the
+        key's direction, see ``runs(sort=...)``), ``final``, ``final_epoch``,
+        ``epochs`` (epochs that logged it). NaN is skipped by best.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        run_id = self.resolve(run)
+        frame = self._frame(select(RunMetric).where(RunMetric.run_id == run_id).order_by(RunMetric.key))
+        rows = []
+        for r in frame.itertuples(index=False):
+            high = maximised(r.key)
+            rows.append(
+                {
+                    "key": r.key,
+                    "best": r.best_max if high else r.best_min,
+                    "best_epoch": r.best_max_epoch if high else r.best_min_epoch,
+                    "final": r.final,
+                    "final_epoch": r.final_epoch,
+                    "epochs": r.epochs,
+                }
+            )
+        out = pd.DataFrame(rows, columns=["key", "best", "best_epoch", "final", "final_epoch", "epochs"])
+        for column in ("best_epoch", "final_epoch", "epochs"):
+            out[column] = out[column].astype("Int64")
+        for column in ("best", "final"):
+            out[column] = out[column].astype("float64")
+        return out
+
+    def run(self, ref: str) -> dict[str, Any]:
+        """Return a summary of one run.
+
+        Keys: ``run`` (dict of the run's columns: id, name, status, times,
+        host, pid, versions, model and parameter counts, error), ``params``,
+        ``tags``, ``phases`` (DataFrame: seq, kind, status, started_at,
+        ended_at, batch_count, sample_count, error; validation passes
+        excluded), ``metrics`` (see ``metrics``), ``lr_changes``,
+        ``early_stops`` and ``restores`` (see those methods).
+
+        Raises:
+            UnknownRunError: ``ref`` names no run.
+        """
+        run_id = self.resolve(ref)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Run).where(Run.id == run_id)).mappings().one()
+        info = {k: getattr(v, "value", v) for k, v in dict(row).items() if k != "model_config"}
+        phases = self._frame(
+            select(
+                Phase.seq,
+                Phase.kind,
+                Phase.status,
+                Phase.started_at,
+                Phase.ended_at,
+                Phase.batch_count,
+                Phase.sample_count,
+                Phase.error,
+            )
+            .where(Phase.run_id == run_id, Phase.kind != PhaseKind.VALIDATION)
+            .order_by(Phase.seq)
+        )
+        for column in ("kind", "status"):
+            phases[column] = phases[column].map(lambda v: getattr(v, "value", v))
+        return {
+            "run": info,
+            "params": self.params(run_id),
+            "tags": self.tags(run_id),
+            "phases": phases,
+            "metrics": self.metrics(run_id),
+            "lr_changes": self.lr_changes(run_id),
+            "early_stops": self.early_stops(run_id),
+            "restores": self.restores(run_id),
+        }

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, insert, update
 
 from tracker import calls, observers
 from tracker.decisions import DecisionRecorder
+from tracker.summary import upsert_run_metrics
 from tracker.database import DEFAULT_DB
 from tracker.errors import TrackingWriteError
 from tracker.metadata import environment, jsonable, model_info, optimizer_config, output_shapes
@@ -238,9 +239,13 @@ class TrackingCallback(keras.callbacks.Callback):
             "optimizer_config": optimizer_config(self.model) if kind is PhaseKind.FIT else None,
         }
 
+        run_id = self.run_id
+
         def write_phase(conn: Connection) -> None:
             values = dict(row, parent_id=parent.id if parent is not None else None)
             handle.id = conn.execute(insert(_PHASES).values(**values)).inserted_primary_key[0]
+            if kind is not PhaseKind.VALIDATION:
+                conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(phase_count=_RUNS.c.phase_count + 1))
 
         write_phase.assigns = handle  # type: ignore[attr-defined]
         self._writer.submit(write_phase)
@@ -405,6 +410,7 @@ class TrackingCallback(keras.callbacks.Callback):
             epoch_logs = dict(logs) if logs else None
             started, ended = self._epoch_started, _utcnow()
             fingerprint = self._decisions.epoch_end(epoch, self._epoch_batches)
+            run_id = self.run_id
 
             def write_epoch(conn: Connection) -> None:
                 epoch_id = conn.execute(
@@ -415,6 +421,8 @@ class TrackingCallback(keras.callbacks.Callback):
                 rows = value_rows(epoch_logs, epoch_id=epoch_id)
                 if rows:
                     conn.execute(insert(_EPOCH_VALUES), rows)
+                    upsert_run_metrics(conn, run_id, epoch, rows)
+                conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(epoch_count=_RUNS.c.epoch_count + 1))
 
             self._writer.submit(write_epoch)
             self._flush()

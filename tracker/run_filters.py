@@ -1,0 +1,109 @@
+"""Filtering and sorting runs in SQL, always with bound parameters."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, select
+
+from tracker.schema import Param, Run, RunStatus, Tag
+
+__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised"]
+
+_MAXIMISED = re.compile(r"acc|auc|precision|recall|f1|iou|r2|top_k|dice|map|score", re.IGNORECASE)
+
+
+def maximised(key: str) -> bool:
+    """True if a larger value of ``key`` is better (accuracy, AUC, recall...)."""
+    return bool(_MAXIMISED.search(key.removeprefix("val_")))
+
+
+@dataclass
+class SortOrder:
+    """A parsed ``sort`` argument."""
+
+    key: str | None = None
+    kind: str | None = None  # "best" or "final"
+    descending: bool = False
+    columns: list[ColumnElement[Any]] = field(default_factory=list)
+
+    @property
+    def value_column(self) -> str:
+        if self.kind == "final":
+            return "final"
+        return "best_max" if self.descending else "best_min"
+
+
+def parse_sort(sort: str | None) -> SortOrder:
+    """Parse ``started_at``, ``-started_at``, ``name``, ``best:KEY[:min|max]``, ``final:KEY[:min|max]``.
+
+    Raises:
+        ValueError: the sort is not one of these.
+    """
+    if sort in (None, "", "started_at"):
+        return SortOrder(columns=[Run.started_at, Run.id])
+    if sort == "-started_at":
+        return SortOrder(columns=[Run.started_at.desc(), Run.id.desc()])
+    if sort == "name":
+        return SortOrder(columns=[Run.name, Run.started_at])
+    kind, _, rest = sort.partition(":")
+    if kind in ("best", "final") and rest:
+        key, mode = rest, None
+        if rest.endswith((":min", ":max")):
+            key, mode = rest[:-4], rest[-3:]
+        descending = mode == "max" if mode else maximised(key)
+        return SortOrder(key=key, kind=kind, descending=descending)
+    raise ValueError(
+        f"Unknown sort {sort!r}; use started_at, -started_at, name, best:KEY or final:KEY "
+        "(optionally :min or :max)."
+    )
+
+
+def _like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def filter_runs(
+    stmt: Select[Any],
+    *,
+    status: str | Sequence[str] | None = None,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Select[Any]:
+    """Add WHERE clauses for the ``Store.runs`` filters.
+
+    Raises:
+        ValueError: a status is not a known run status.
+    """
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        known = {s.value for s in RunStatus}
+        unknown = [s for s in wanted if s not in known]
+        if unknown:
+            raise ValueError(f"Unknown status {unknown[0]!r}; use one of {', '.join(sorted(known))}.")
+        stmt = stmt.where(Run.status.in_([RunStatus(s) for s in wanted]))
+    if name is not None:
+        if "*" in name or "?" in name:
+            stmt = stmt.where(Run.name.like(_like(name), escape="\\"))
+        else:
+            stmt = stmt.where(Run.name == name)
+    for key, value in (tags or {}).items():
+        stmt = stmt.where(
+            exists(select(Tag.run_id).where(and_(Tag.run_id == Run.id, Tag.key == key, Tag.value == value)))
+        )
+    for key, value in (params or {}).items():
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+        stmt = stmt.where(
+            exists(
+                select(Param.run_id).where(
+                    and_(Param.run_id == Run.id, Param.key == key, Param.value.cast(Param.value.type.impl) == text)
+                )
+            )
+        )
+    return stmt
