@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-pytest.importorskip("matplotlib", reason="plot_runs needs matplotlib (the 'plots' extra)")
+import matplotlib  # noqa: E402,F401  (a core dependency: never skipped)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,8 +1,8 @@
 """A Keras run tracker on SQLite.
 
-``TrackingCallback`` (the write side) needs Keras; it is imported lazily so
-that ``import tracker`` and the read side (``Store``, the CLI's queries) never
-import Keras or TensorFlow.
+``TrackingCallback`` (the write side) needs Keras and ``Store`` needs pandas;
+both are imported lazily, so ``import tracker`` is quick and the read side
+(``Store``, the CLI's queries) never imports Keras or TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from tracker.errors import (
     TrackingWriteError,
     UnknownRunError,
 )
-from tracker.store import Store
-
 if TYPE_CHECKING:
+    from tracker.store import Store
     from tracker.tracking import TrackingCallback
     from tracker.writer import TrackingWarning
 
@@ -41,6 +40,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
+    # Lazy: Store pulls in pandas, TrackingCallback pulls in Keras.
+    if name == "Store":
+        from tracker.store import Store
+
+        return Store
     if name == "TrackingCallback":
         from tracker.tracking import TrackingCallback
 

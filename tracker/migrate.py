@@ -199,3 +199,29 @@ def open_database(db: str, *, create: bool = True) -> tuple[Engine, str]:
     except (OperationalError, SADatabaseError) as exc:
         raise _friendly(exc, url) from None
     return engine, url
+
+
+def check_schema(engine: Engine, url: str) -> list[str]:
+    """Return what is wrong with a database (empty if nothing): integrity,
+    revision, and differences between its tables and the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from tracker.schema import Base
+
+    problems: list[str] = []
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            result = [r[0] for r in conn.execute(text("PRAGMA integrity_check")).all()]
+            if result != ["ok"]:
+                problems.append("integrity check failed: " + ", ".join(result[:3]))
+        revision = current_revision(conn)
+        _check_known(revision, url)
+        if revision != head_revision():
+            problems.append(f"schema revision {revision or 'none'} is not head {head_revision()}; run 'tracker db upgrade'")
+            return problems
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+        if diff:
+            problems.append(f"tables differ from the models: {diff[:3]}")
+    return problems

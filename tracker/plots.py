@@ -130,6 +130,7 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
             name = "learning rate" if opt == "optimizer" else f"learning rate ({opt})"
             ax_lr.plot(rows["epoch"].astype(float), rows["lr"].astype(float), drawstyle="steps-post",
                        color=_LR_COLORS[i % len(_LR_COLORS)], linewidth=2, alpha=0.8, linestyle="-.",
+                       marker="_", markersize=12,  # shows the last epoch's rate, which has no step after it
                        label=f"{label} {name}" if j == 0 or opt != "optimizer" else "_nolegend_")
         notes += _mark_decisions(ax, ax_lr, store, rid, label, colors)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, select
 
-from tracker.schema import Param, Run, RunStatus, Tag
+from tracker.schema import Param, Run, RunMetric, RunStatus, Tag
 
-__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised"]
+__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement"]
 
 _MAXIMISED = re.compile(r"acc|auc|precision|recall|f1|iou|r2|top_k|dice|map|score", re.IGNORECASE)
 
@@ -107,3 +107,44 @@ def filter_runs(
             )
         )
     return stmt
+
+
+def runs_statement(
+    *,
+    status: str | Sequence[str] | None = None,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+) -> tuple[Select[Any], SortOrder]:
+    """The SELECT behind ``Store.runs`` (see there), shared with the CLI's fast path."""
+    stmt = select(
+        Run.id.label("run_id"),
+        Run.name,
+        Run.status,
+        Run.started_at,
+        Run.ended_at,
+        Run.model_name,
+        Run.param_count,
+        Run.host,
+        Run.pid,
+        Run.phase_count.label("phases"),
+        Run.epoch_count.label("epochs"),
+    )
+    stmt = filter_runs(stmt, status=status, name=name, tags=tags, params=params)
+    order = parse_sort(sort)
+    if order.key is None:
+        stmt = stmt.order_by(*order.columns)
+    else:
+        metric = RunMetric.__table__.alias("sort_metric")
+        value = metric.c[order.value_column]
+        epoch = metric.c[order.value_column + "_epoch"]
+        stmt = (
+            stmt.add_columns(value.label(order.key), epoch.label(f"{order.key}_epoch"))
+            .outerjoin(metric, and_(metric.c.run_id == Run.id, metric.c.key == order.key))
+            .order_by(value.is_(None), value.desc() if order.descending else value, Run.started_at)
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return stmt, order

@@ -15,8 +15,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from tracker.decision_queries import DecisionQueries
-from tracker.run_filters import filter_runs as _filter_runs
-from tracker.run_filters import maximised, parse_sort
+from tracker.run_filters import maximised, runs_statement
 from tracker.schema import Batch, BatchValue, Epoch, EpochValue, Param, Phase, PhaseKind, Run, RunMetric, Tag
 
 __all__ = ["Store", "decode_values"]
@@ -115,35 +114,7 @@ class Store(DecisionQueries):
         Raises:
             ValueError: ``sort`` or ``status`` is not understood.
         """
-        columns = [
-            Run.id.label("run_id"),
-            Run.name,
-            Run.status,
-            Run.started_at,
-            Run.ended_at,
-            Run.model_name,
-            Run.param_count,
-            Run.host,
-            Run.pid,
-            Run.phase_count.label("phases"),
-            Run.epoch_count.label("epochs"),
-        ]
-        stmt = select(*columns)
-        stmt = _filter_runs(stmt, status=status, name=name, tags=tags, params=params)
-        order = parse_sort(sort)
-        if order.key is None:
-            stmt = stmt.order_by(*order.columns)
-        else:
-            metric = RunMetric.__table__.alias("sort_metric")
-            value = metric.c[order.value_column]
-            epoch = metric.c[order.value_column + "_epoch"]
-            stmt = (
-                stmt.add_columns(value.label(order.key), epoch.label(f"{order.key}_epoch"))
-                .outerjoin(metric, and_(metric.c.run_id == Run.id, metric.c.key == order.key))
-                .order_by(value.is_(None), value.desc() if order.descending else value, Run.started_at)
-            )
-        if limit is not None:
-            stmt = stmt.limit(limit)
+        stmt, order = runs_statement(status=status, name=name, tags=tags, params=params, sort=sort, limit=limit)
         frame = self._frame(stmt)
         frame["status"] = frame["status"].map(lambda s: getattr(s, "value", s))
         if order.key is not None:

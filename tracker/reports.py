@@ -1,0 +1,261 @@
+"""Reports: plain functions from a Store to a DataFrame, ready for CSV.
+
+Every report returns CSV-friendly columns (text, numbers, booleans, times as
+ISO text) so that ``export(report, "x.csv")`` read back by
+``pandas.read_csv`` equals the DataFrame. Imports neither Keras nor
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from tracker.run_filters import maximised
+
+__all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report", "REPORTS", "run_labels"]
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+
+
+def _scalar(value: Any) -> Any:
+    """A param value as a CSV cell: scalars as they are, the rest as JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _resolve_all(store: Any, runs: Sequence[str] | None) -> list[str]:
+    if runs is None:
+        return list(store.runs()["run_id"])
+    return [store.resolve(r) for r in runs]
+
+
+def run_labels(store: Any, run_ids: Sequence[str]) -> dict[str, str]:
+    """Short labels: the run name where it is unique among ``run_ids``, else ``name#id8``."""
+    runs = store.runs().set_index("run_id")
+    names = {rid: runs.loc[rid, "name"] or rid[:8] for rid in run_ids}
+    counts = pd.Series(list(names.values())).value_counts()
+    return {rid: (name if counts[name] == 1 else f"{name}#{rid[:8]}") for rid, name in names.items()}
+
+
+def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
+    """Compare runs side by side: one row per run.
+
+    Columns: ``run_id``, ``name``, ``status``, ``started_at`` (ISO, UTC),
+    ``duration_s``, ``epochs`` (epochs finished), ``stopped_epoch`` and
+    ``restored_epoch`` (empty if none), ``lr_start`` and ``lr_end`` (the
+    main optimizer's rate at fit start and in the last epoch), then
+    ``param:NAME`` for each parameter whose value differs between the runs,
+    then for each numeric epoch key ``best:KEY``, ``best_epoch:KEY``,
+    ``final:KEY`` and ``final_epoch:KEY`` (best is min or max by the key's
+    direction, as in ``Store.runs(sort=...)``).
+
+    Raises:
+        UnknownRunError: a reference names no run.
+    """
+    run_ids = _resolve_all(store, runs)
+    listing = store.runs().set_index("run_id")
+    params = {rid: store.params(rid) for rid in run_ids}
+    keys = sorted({k for p in params.values() for k in p})
+    differing = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=repr) for p in params.values()}) > 1]
+    rows = []
+    metric_keys: list[str] = []
+    for rid in run_ids:
+        info = listing.loc[rid]
+        stops = store.early_stops(rid)
+        stopped = stops[stops["stopped"].astype(bool)]
+        restores = store.restores(rid)
+        series = store.lr_series(rid)
+        main = series[series["optimizer"] == "optimizer"]
+        starts = main[main["point"] == "phase_begin"]["lr"]
+        epochs = main[main["point"] == "epoch"]["lr"]
+        started, ended = info["started_at"], info["ended_at"]
+        row: dict[str, Any] = {
+            "run_id": rid,
+            "name": info["name"],
+            "status": info["status"],
+            "started_at": _iso(started),
+            "duration_s": (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds() if ended is not None and not pd.isna(ended) else float("nan"),
+            "epochs": int(info["epochs"]),
+            "stopped_epoch": stopped["stopped_epoch"].iloc[-1] if len(stopped) else pd.NA,
+            "restored_epoch": restores["restored_epoch"].iloc[-1] if len(restores) else pd.NA,
+            "lr_start": float(starts.iloc[0]) if len(starts) else float("nan"),
+            "lr_end": float(epochs.iloc[-1]) if len(epochs) else float("nan"),
+        }
+        for key in differing:
+            row[f"param:{key}"] = _scalar(params[rid].get(key))
+        for m in store.metrics(rid).itertuples(index=False):
+            if m.key not in metric_keys:
+                metric_keys.append(m.key)
+            row[f"best:{m.key}"] = m.best
+            row[f"best_epoch:{m.key}"] = m.best_epoch
+            row[f"final:{m.key}"] = m.final
+            row[f"final_epoch:{m.key}"] = m.final_epoch
+        rows.append(row)
+    columns = ["run_id", "name", "status", "started_at", "duration_s", "epochs", "stopped_epoch", "restored_epoch", "lr_start", "lr_end"]
+    columns += [f"param:{k}" for k in differing]
+    for key in sorted(metric_keys):
+        columns += [f"best:{key}", f"best_epoch:{key}", f"final:{key}", f"final_epoch:{key}"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in frame.columns:
+        if column in ("stopped_epoch", "restored_epoch") or column.startswith(("best_epoch:", "final_epoch:")):
+            frame[column] = frame[column].astype("Int64")
+        elif column.startswith(("best:", "final:")):
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.DataFrame:
+    """Where weights were restored: one row per stopper (or restore) per fit.
+
+    Columns: ``run_id``, ``name``, ``phase``, ``stopper`` (empty when a
+    restore had no stopper), ``stopped`` (did it stop training early),
+    ``monitor``, ``best_epoch``, ``best``, ``stopped_epoch``,
+    ``last_epoch``, ``restored_epoch`` (whose weights the model ended with,
+    from weight fingerprints; empty if no restore), ``restored_by``,
+    ``restore_hook``, ``value_at_last`` and ``value_at_restored`` (the
+    monitored value at those epochs) and ``recovered`` (how much better the
+    monitored value is at the restored epoch than at the last one, positive
+    when the restore helped; for a maximised metric the sign is flipped).
+    """
+    run_ids = _resolve_all(store, runs)
+    labels = store.runs().set_index("run_id")["name"]
+    stops = store.early_stops()
+    restores = store.restores()
+    stops = stops[stops["run_id"].isin(run_ids)]
+    restores = restores[restores["run_id"].isin(run_ids)]
+    rows = []
+    used_restores: set[int] = set()
+    for s in stops.itertuples(index=False):
+        match = restores[(restores["run_id"] == s.run_id) & (restores["phase"] == s.phase)]
+        r = match.iloc[-1] if len(match) else None
+        if r is not None:
+            used_restores.add(int(match.index[-1]))
+        rows.append(_early_row(labels, s.run_id, s.phase, s, r))
+    for index, r in restores.iterrows():
+        if index not in used_restores:
+            rows.append(_early_row(labels, r["run_id"], r["phase"], None, r))
+    columns = [
+        "run_id", "name", "phase", "stopper", "stopped", "monitor", "best_epoch", "best", "stopped_epoch",
+        "last_epoch", "restored_epoch", "restored_by", "restore_hook", "value_at_last", "value_at_restored", "recovered",
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("phase", "best_epoch", "stopped_epoch", "last_epoch", "restored_epoch"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("best", "value_at_last", "value_at_restored", "recovered"):
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _early_row(labels: pd.Series, run_id: str, phase: Any, stop: Any, restore: Any) -> dict[str, Any]:
+    monitor = (restore["monitor"] if restore is not None else None) or (stop.monitor if stop is not None else None)
+    at_last = restore["value_at_last"] if restore is not None else float("nan")
+    at_restored = restore["value_at_restored"] if restore is not None else float("nan")
+    recovered = at_last - at_restored
+    if monitor and maximised(monitor):
+        recovered = -recovered
+    return {
+        "run_id": run_id,
+        "name": labels.get(run_id),
+        "phase": phase,
+        "stopper": stop.stopper if stop is not None else None,
+        "stopped": bool(stop.stopped) if stop is not None else False,
+        "monitor": monitor,
+        "best_epoch": stop.best_epoch if stop is not None else pd.NA,
+        "best": stop.best if stop is not None else float("nan"),
+        "stopped_epoch": stop.stopped_epoch if stop is not None else pd.NA,
+        "last_epoch": restore["last_epoch"] if restore is not None else (stop.epoch if stop is not None else pd.NA),
+        "restored_epoch": restore["restored_epoch"] if restore is not None else pd.NA,
+        "restored_by": restore["restored_by"] if restore is not None else None,
+        "restore_hook": restore["hook"] if restore is not None else None,
+        "value_at_last": at_last,
+        "value_at_restored": at_restored,
+        "recovered": recovered,
+    }
+
+
+def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Epochs of several runs side by side, aligned by Keras' epoch index.
+
+    Columns: ``epoch``, then ``LABEL:KEY`` for each run and numeric epoch
+    key (``metrics``, default all), where LABEL is the run name (or
+    ``name#id8`` when names repeat). A run with several fits keeps the later
+    fit's value for a repeated epoch index.
+
+    Raises:
+        UnknownRunError: a reference names no run.
+    """
+    run_ids = _resolve_all(store, runs)
+    labels = run_labels(store, run_ids)
+    columns: dict[str, pd.Series] = {}
+    for rid in run_ids:
+        epochs = store.epochs(rid).drop_duplicates(subset="epoch", keep="last").set_index("epoch")
+        keys = [k for k in epochs.columns if k not in ("phase", "started_at", "ended_at")]
+        for key in metrics or keys:
+            if key in epochs and pd.api.types.is_float_dtype(epochs[key]):
+                columns[f"{labels[rid]}:{key}"] = epochs[key]
+    if not columns:
+        return pd.DataFrame(columns=["epoch"])
+    frame = pd.DataFrame(columns).sort_index()
+    frame.index.name = "epoch"
+    return frame.reset_index().astype({"epoch": "int64"})
+
+
+def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
+    """The learning rate of every epoch, and where it changed and why.
+
+    Columns: ``run_id``, ``name``, ``phase``, ``optimizer``, ``epoch``,
+    ``step`` (the epoch's first step), ``lr``, ``changed`` (a change took
+    effect at this epoch), ``old_lr``, ``source`` and ``hook`` (of that
+    change; empty otherwise).
+
+    Raises:
+        UnknownRunError: a reference names no run.
+    """
+    run_ids = _resolve_all(store, runs)
+    labels = store.runs().set_index("run_id")["name"]
+    rows = []
+    for rid in run_ids:
+        series = store.lr_series(rid)
+        changes = store.lr_changes(rid)
+        for s in series[series["point"] == "epoch"].itertuples(index=False):
+            match = changes[(changes["phase"] == s.phase) & (changes["optimizer"] == s.optimizer) & (changes["epoch"] == s.epoch)]
+            c = match.iloc[-1] if len(match) else None
+            rows.append(
+                {
+                    "run_id": rid,
+                    "name": labels.get(rid),
+                    "phase": s.phase,
+                    "optimizer": s.optimizer,
+                    "epoch": s.epoch,
+                    "step": s.step,
+                    "lr": s.lr,
+                    "changed": c is not None,
+                    "old_lr": c["old_lr"] if c is not None else float("nan"),
+                    "source": c["source"] if c is not None else None,
+                    "hook": c["hook"] if c is not None else None,
+                }
+            )
+    columns = ["run_id", "name", "phase", "optimizer", "epoch", "step", "lr", "changed", "old_lr", "source", "hook"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("phase", "epoch", "step"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("lr", "old_lr"):
+        frame[column] = frame[column].astype("float64")
+    frame["changed"] = frame["changed"].astype(bool)
+    return frame
+
+
+#: Reports by the name the CLI's ``export`` uses. Each takes (store, runs or None).
+REPORTS: dict[str, Callable[..., pd.DataFrame]] = {
+    "compare": lambda store, runs: compare_runs(store, runs if runs else list(store.runs()["run_id"])),
+    "early-stopping": early_stopping_report,
+    "history": lambda store, runs: history_report(store, runs if runs else list(store.runs()["run_id"])),
+    "lr": lambda store, runs: lr_report(store, runs if runs else list(store.runs()["run_id"])),
+}
