@@ -178,9 +178,9 @@ def verify(engine, n_check: int = 50) -> str:
     """Replay upsert_run_metrics on stored epoch values of a sample of runs, in a rolled-back transaction."""
     mt, bad = RunMetric.__table__, []
     with engine.connect() as conn:
+        trans = conn.begin()
         all_ids = conn.execute(select(Run.id).order_by(Run.started_at)).scalars().all()
         sample = random.Random(7).sample(all_ids, min(n_check, len(all_ids)))
-        trans = conn.begin()
         for rid in sample:
             ours = conn.execute(select(mt).where(mt.c.run_id == rid).order_by(mt.c.key)).all()
             counts = conn.execute(select(Run.phase_count, Run.epoch_count).where(Run.id == rid)).one()
