@@ -144,3 +144,37 @@ def test_a_database_written_at_revision_0001_upgrades_with_every_row_kept(tmp_pa
     epochs = store.epochs("written-at-0001")
     assert list(epochs["epoch"]) == [0, 1, 2]
     assert epochs["nan_metric"].isna().all() and epochs["val_loss"].notna().all()
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("rev*.db")))
+def test_every_committed_older_database_upgrades_with_every_row_kept(tmp_path, fixture):
+    """tests/data/revNNNN.db were written by the real tracker at each earlier revision."""
+    import shutil
+
+    path = tmp_path / fixture
+    shutil.copy(DATA / fixture, path)
+    with sqlite3.connect(path) as conn:
+        old_revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            if r[0] != VERSION_TABLE
+        ]
+        columns = {t: ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+    assert fixture == f"rev{old_revision}.db" and old_revision != HEAD_REVISION
+    before = {t: rows_of(path, t) for t in tables}
+    assert sum(len(rows) for rows in before.values()) > 50
+
+    store = Store(str(path))
+
+    for table in tables:
+        assert rows_of(path, table, columns[table]) == before[table], table
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (HEAD_REVISION,)
+    for run_id in store.runs()["run_id"]:
+        epochs = store.epochs(run_id)
+        assert store.runs().set_index("run_id").loc[run_id, "epochs"] == len(epochs)
+        metrics = store.metrics(run_id).set_index("key")
+        if len(epochs):
+            assert metrics.loc["loss", "final"] == epochs["loss"].iloc[-1]
