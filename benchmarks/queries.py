@@ -44,7 +44,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 
 from tracker.errors import TrackerError
-from tracker.migrate import open_database
+from tracker.migrate import HEAD_REVISION, open_database
 from tracker.schema import (Base, Batch, BatchValue, Epoch, EpochValue, LRPoint, LRSeries, Param, Phase, PhaseKind,
                             PhaseStatus, PhaseValue, Run, RunMetric, RunStatus, Tag)
 from tracker.summary import upsert_run_metrics
@@ -126,7 +126,7 @@ def generate(path: str, n_runs: int, n_epochs: int, sweep: str) -> None:
                     "ended_at": phase_end + timedelta(seconds=0.05), "host": "bench", "pid": 4000 + i % 997,
                     "versions": VERSIONS, "model_name": "sequential", "model_config": MODEL_CONFIG,
                     "param_count": 785, "trainable_param_count": 785, "non_trainable_param_count": 0,
-                    "phase_count": 1, "epoch_count": n_epochs})
+                    "phase_count": 1, "epoch_count": n_epochs, "heartbeat_at": phase_end})  # last flush
                 rows[Param.__table__] += [{"run_id": rid, "key": "batch_size", "value": bs},
                                           {"run_id": rid, "key": "lr", "value": lr}]
                 rows[Tag.__table__].append({"run_id": rid, "key": "sweep", "value": sweep})
@@ -136,7 +136,7 @@ def generate(path: str, n_runs: int, n_epochs: int, sweep: str) -> None:
                     "ended_at": phase_end, "keras_params": {"verbose": 0, "epochs": n_epochs, "steps": STEPS},
                     "optimizer_config": {"class_name": "Adam", "config": {"name": "adam", "learning_rate": lr32,
                                          "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}},
-                    "batch_count": n_epochs * STEPS, "error": None})
+                    "batch_count": n_epochs * STEPS, "initial_epoch": 0})
                 rows[LRSeries.__table__].append({"phase_id": phase_id, "optimizer": "optimizer",
                                                  "point": LRPoint.PHASE_BEGIN, "step": 0, "lr": lr32})
                 logs = None
@@ -230,7 +230,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     path = os.path.abspath(args.db or f"/tmp/tracker-queries-{args.runs}x{args.epochs}.db")
-    sweep = f"queries-{args.runs}x{args.epochs}x{STEPS}b{BATCH_RUNS}"
+    sweep = f"queries-{args.runs}x{args.epochs}x{STEPS}b{BATCH_RUNS}-rev{HEAD_REVISION}"  # a new schema regenerates
     found: list[str] = []
     if os.path.exists(path):
         try:

@@ -146,12 +146,14 @@ def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None
         sort=sort,
         limit=limit,
     )
+    from tracker.liveness import apply_liveness
+
     engine, _ = open_database(_db(ctx), create=False)
     with engine.connect() as conn:
         result = conn.execute(stmt)
         columns = list(result.keys())
         rows = [list(row) for row in result]
-    _emit_rows(columns, rows, fmt)
+    _emit_rows(columns, apply_liveness(columns, rows, list(status) or None), fmt)
 
 
 @read_command()

@@ -87,7 +87,12 @@ def filter_runs(
         unknown = [s for s in wanted if s not in known]
         if unknown:
             raise ValueError(f"Unknown status {unknown[0]!r}; use one of {', '.join(sorted(known))}.")
-        stmt = stmt.where(Run.status.in_([RunStatus(s) for s in wanted]))
+        stored = {RunStatus(s) for s in wanted}
+        if RunStatus.CRASHED in stored or RunStatus.RUNNING in stored:
+            # Whether a running run has crashed is decided after reading
+            # (tracker.liveness), so both are fetched and filtered then.
+            stored |= {RunStatus.RUNNING, RunStatus.CRASHED}
+        stmt = stmt.where(Run.status.in_(sorted(stored, key=lambda s: s.value)))
     if name is not None:
         if "*" in name or "?" in name:
             stmt = stmt.where(Run.name.like(_like(name), escape="\\"))
@@ -131,6 +136,7 @@ def runs_statement(
         Run.pid,
         Run.phase_count.label("phases"),
         Run.epoch_count.label("epochs"),
+        Run.heartbeat_at,
     )
     stmt = filter_runs(stmt, status=status, name=name, tags=tags, params=params)
     order = parse_sort(sort)

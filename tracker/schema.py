@@ -158,6 +158,9 @@ class Run(Base):
     # Counters kept by the writer so listing 10,000 runs needs no GROUP BY.
     phase_count: Mapped[int] = mapped_column(Integer, server_default="0")
     epoch_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Written at flushes and by the background writer while a phase is open;
+    # a stale heartbeat on another host means the process died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Param(Base):
@@ -209,6 +212,9 @@ class Phase(Base):
     sample_count: Mapped[int | None] = mapped_column(BigInteger)
     output_shapes: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
     error: Mapped[str | None] = mapped_column(Text)
+    # The first epoch index Keras passed: above 0 when BackupAndRestore
+    # resumed a preempted fit (epochs before it were trained by earlier phases).
+    initial_epoch: Mapped[int | None] = mapped_column(Integer)
 
 
 class Epoch(Base):

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from tracker.decision_queries import DecisionQueries
+from tracker.liveness import apply_liveness, effective_status
 from tracker.run_filters import maximised, runs_statement
 from tracker.schema import Batch, BatchValue, Epoch, EpochValue, Param, Phase, PhaseKind, Run, RunMetric, Tag
 
@@ -60,6 +61,9 @@ class Store(DecisionQueries):
     Args:
         db: A file path or an SQLAlchemy URL. Default ``"tracker.db"``. An
             older schema is upgraded on open; a missing file is never created.
+        heartbeat_timeout: Seconds without a heartbeat after which a
+            ``running`` run on another host is reported ``crashed``.
+            Default 120. (On this host a dead pid is enough.)
 
     Raises:
         DatabaseNotFoundError: the file does not exist.
@@ -105,9 +109,11 @@ class Store(DecisionQueries):
             limit: Return at most this many rows. Default all.
 
         Columns: ``run_id``, ``name``, ``status`` (running, finished, failed,
-        interrupted, crashed), ``started_at`` and ``ended_at`` (UTC),
+        interrupted, crashed: a ``running`` run whose process is gone, see
+        ``tracker.liveness``), ``started_at`` and ``ended_at`` (UTC),
         ``model_name``, ``param_count``, ``host``, ``pid``, ``phases``
-        (fit/evaluate/predict calls), ``epochs`` (epochs finished); with a
+        (fit/evaluate/predict calls), ``epochs`` (epochs finished),
+        ``heartbeat_at`` (the writer's last sign of life); with a
         ``best:``/``final:`` sort also ``KEY`` and ``KEY_epoch`` (the sorted
         value and its epoch). All filters are bound parameters.
 
@@ -115,8 +121,15 @@ class Store(DecisionQueries):
             ValueError: ``sort`` or ``status`` is not understood.
         """
         stmt, order = runs_statement(status=status, name=name, tags=tags, params=params, sort=sort, limit=limit)
-        frame = self._frame(stmt)
-        frame["status"] = frame["status"].map(lambda s: getattr(s, "value", s))
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            columns = list(result.keys())
+            rows = [list(r) for r in result]
+        wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
+        rows = apply_liveness(columns, rows, wanted, timeout=self.heartbeat_timeout)
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in ("started_at", "ended_at", "heartbeat_at"):
+            frame[column] = pd.to_datetime(frame[column])
         if order.key is not None:
             frame[f"{order.key}_epoch"] = frame[f"{order.key}_epoch"].astype("Int64")
         return frame
@@ -307,6 +320,10 @@ class Store(DecisionQueries):
         with self.engine.connect() as conn:
             row = conn.execute(select(Run).where(Run.id == run_id)).mappings().one()
         info = {k: getattr(v, "value", v) for k, v in dict(row).items() if k != "model_config"}
+        info["status"] = effective_status(
+            info["status"], info["host"], info["pid"], info["started_at"], info["heartbeat_at"],
+            timeout=self.heartbeat_timeout,
+        )
         phases = self._frame(
             select(
                 Phase.seq,

@@ -13,6 +13,7 @@ from sqlalchemy import Select, select
 
 from tracker.database import DEFAULT_DB
 from tracker.errors import UnknownRunError
+from tracker.liveness import HEARTBEAT_TIMEOUT
 from tracker.migrate import open_database
 from tracker.schema import Run
 
@@ -39,8 +40,9 @@ class StoreBase:
         ```
     """
 
-    def __init__(self, db: str | os.PathLike[str] = DEFAULT_DB) -> None:
+    def __init__(self, db: str | os.PathLike[str] = DEFAULT_DB, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
         self.engine, self.url = open_database(os.fspath(db), create=False)
+        self.heartbeat_timeout = heartbeat_timeout
 
     def _frame(self, stmt: Select[Any]) -> pd.DataFrame:
         """Run ``stmt`` into a DataFrame, keeping ``bits`` exact and ``text`` as objects.

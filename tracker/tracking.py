@@ -132,6 +132,7 @@ class TrackingCallback(keras.callbacks.Callback):
         self._writer = Writer(
             os.fspath(db), flush_every=flush_every, flush_interval=flush_interval, strict=strict
         )
+        self._writer.run_id = self.run_id
         self.db_url = self._writer.url
         self._phases: list[PhaseHandle] = []
         self._phase_seq = 0
@@ -380,6 +381,12 @@ class TrackingCallback(keras.callbacks.Callback):
         self._epoch_started = _utcnow()
         self._epoch_batches = []
         try:
+            fit = self._current(PhaseKind.FIT)
+            if fit is not None and fit.epoch is None:
+                fit.epoch = epoch  # the fit's first epoch: above 0 on a resume
+                self._writer.submit(
+                    lambda conn, h=fit: conn.execute(update(_PHASES).where(_PHASES.c.id == h.id).values(initial_epoch=h.epoch))
+                )
             if self._decisions.phase is not None:
                 self._decisions.epoch_begin(epoch)
         except Exception as exc:  # noqa: BLE001

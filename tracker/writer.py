@@ -17,17 +17,18 @@ import threading
 import time
 import warnings
 import weakref
+from datetime import datetime, timezone
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import OperationalError
 
 from tracker.database import describe, resolve_url
 from tracker.errors import DatabaseError, TrackingWriteError
-from tracker.schema import Batch, BatchValue
+from tracker.schema import Batch, BatchValue, Run
 from tracker.values import encode, flatten_logs
 
 __all__ = ["PhaseHandle", "Writer", "TrackingWarning", "value_rows"]
@@ -37,6 +38,11 @@ logger = logging.getLogger(__name__)
 BATCH = 0  # tag of the per-batch tuples in the op log
 _BATCHES = Batch.__table__
 _BATCH_VALUES = BatchValue.__table__
+_RUNS = Run.__table__
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class TrackingWarning(UserWarning):
@@ -94,6 +100,9 @@ class Writer:
         flush_interval: The background flusher also writes every this many
             seconds while a phase is open.
         strict: Raise TrackingWriteError instead of warning when a write fails.
+        heartbeat_interval: While the background flusher runs, write the
+            run's ``heartbeat_at`` at least this often (seconds), even when
+            nothing else is pending. Every flush also writes it.
         max_pending: While writes fail, keep at most this many queued
             operations in memory; batch records beyond it are counted in
             ``dropped_batches`` and not kept (epochs and phases always are).
@@ -107,8 +116,12 @@ class Writer:
         flush_interval: float = 2.0,
         strict: bool = False,
         max_pending: int = 200_000,
+        heartbeat_interval: float = 15.0,
     ) -> None:
         self.db = db
+        self.run_id: str | None = None
+        self.heartbeat_interval = heartbeat_interval
+        self._last_heartbeat = 0.0
         self.max_pending = max_pending
         self.dropped_batches = 0
         self.url = resolve_url(db)
@@ -173,7 +186,8 @@ class Writer:
         self.raise_pending()
         with self._flush_lock:
             count = len(self._ops)
-            if count == 0:
+            heartbeat_due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
+            if count == 0 and not (heartbeat_due and self.run_id and self._thread is not None):
                 return True
             items = [self._ops.popleft() for _ in range(count)]
             assigned: list[PhaseHandle] = []
@@ -183,6 +197,11 @@ class Writer:
                     conn.execution_options(sqlite_begin="IMMEDIATE")
                     with conn.begin():
                         self._apply(conn, items, assigned)
+                        if self.run_id is not None:
+                            conn.execute(
+                                update(_RUNS).where(_RUNS.c.id == self.run_id).values(heartbeat_at=_utcnow())
+                            )
+                self._last_heartbeat = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - every failure is reported
                 for handle in assigned:
                     handle.id = None

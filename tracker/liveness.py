@@ -1,0 +1,113 @@
+"""Telling a running run from a crashed one, on the read side.
+
+A run whose process died (kill -9, OOM) never wrote ``finished``. It is
+reported as ``crashed``:
+
+* on the same host, at once, when its pid is gone (or is a zombie, or has
+  been reused by a process that started after the run);
+* from another host, when its heartbeat (written by the background writer
+  while a phase is open, see ``tracker.writer``) is older than
+  ``heartbeat_timeout`` seconds.
+
+Nothing is written: the status is worked out each time runs are read.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["HEARTBEAT_TIMEOUT", "effective_status", "pid_alive", "apply_liveness"]
+
+#: Seconds without a heartbeat after which a run on another host counts as crashed.
+HEARTBEAT_TIMEOUT = 120.0
+_HOST = socket.gethostname()
+
+
+def _utc_seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def pid_alive(pid: int, started_at: Any = None) -> bool:
+    """True if ``pid`` is a live process that could have started the run."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            return False  # a zombie: dead, not yet reaped
+        start = _process_start(int(fields[19]))
+        run_start = _utc_seconds(started_at)
+        if start is not None and run_start is not None and start > run_start + 2.0:
+            return False  # the pid was reused by a younger process
+    except (OSError, IndexError, ValueError):
+        pass  # no /proc here: trust os.kill
+    return True
+
+
+def _process_start(ticks: int) -> float | None:
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def effective_status(
+    status: str,
+    host: str | None,
+    pid: int | None,
+    started_at: Any,
+    heartbeat_at: Any,
+    *,
+    now: float | None = None,
+    timeout: float = HEARTBEAT_TIMEOUT,
+) -> str:
+    """Return ``crashed`` for a ``running`` run whose process is gone, else ``status``."""
+    if status != "running":
+        return status
+    if host == _HOST and pid is not None:
+        return "running" if pid_alive(int(pid), started_at) else "crashed"
+    last = _utc_seconds(heartbeat_at) or _utc_seconds(started_at)
+    current = now if now is not None else datetime.now(timezone.utc).timestamp()
+    if last is not None and current - last > timeout:
+        return "crashed"
+    return "running"
+
+
+def apply_liveness(
+    columns: Sequence[str], rows: list[list[Any]], wanted: Sequence[str] | None = None, *, timeout: float = HEARTBEAT_TIMEOUT
+) -> list[list[Any]]:
+    """Rewrite the ``status`` of listed runs, then keep rows whose status is ``wanted``."""
+    index = {c: i for i, c in enumerate(columns)}
+    out = []
+    for row in rows:
+        status = getattr(row[index["status"]], "value", row[index["status"]])
+        row[index["status"]] = effective_status(
+            status,
+            row[index["host"]],
+            row[index["pid"]],
+            row[index["started_at"]],
+            row[index["heartbeat_at"]],
+            timeout=timeout,
+        )
+        if wanted is None or row[index["status"]] in wanted:
+            out.append(row)
+    return out
