@@ -162,16 +162,21 @@ class Store(DecisionQueries):
         tidy.insert(0, "run_id", run_id)
         return tidy
 
-    def epochs(self, run: str, *, tidy: bool = False) -> pd.DataFrame:
+    def epochs(self, run: str, *, tidy: bool = False, attempts: bool = False) -> pd.DataFrame:
         """Return one row per finished epoch of the run's fit phases.
 
         Wide (default) columns: ``phase`` (the fit call's sequence number
         within the run), ``epoch`` (0-based, as Keras passed it),
-        ``started_at``, ``ended_at`` (UTC), then one column per ``logs`` key
-        seen at epoch end (``val_*`` included), in Keras' (alphabetical)
-        order. With ``tidy=True``: one row per epoch and key, columns
-        ``run_id, phase, epoch, started_at, ended_at, key, value``. Values
-        are bit-exact.
+        ``started_at``, ``ended_at`` (UTC), ``redone`` (this epoch index was
+        trained before, by a fit that a resumed fit replaced), then one column
+        per ``logs`` key seen at epoch end (``val_*`` included), in Keras'
+        (alphabetical) order. With ``tidy=True``: one row per epoch and key,
+        columns ``run_id, phase, epoch, started_at, ended_at, redone, key,
+        value``. Values are bit-exact.
+
+        A job resumed with ``BackupAndRestore`` re-trains the epochs after
+        its backup point. Those earlier attempts are left out unless
+        ``attempts=True``, which adds them with ``superseded`` true.
 
         Raises:
             UnknownRunError: ``run`` names no run.
@@ -192,9 +197,36 @@ class Store(DecisionQueries):
             .where(Phase.run_id == run_id, Phase.kind == PhaseKind.FIT)
             .order_by(Phase.seq, Epoch.epoch, EpochValue.key)
         )
+        long = self._mark_redone(self._frame(stmt), run_id, attempts)
+        extra = ["started_at", "ended_at", "redone"] + (["superseded"] if attempts else [])
         if tidy:
-            return self._tidy(self._frame(stmt), ["phase", "epoch"], ["started_at", "ended_at"], run_id)
-        return self._widen(self._frame(stmt), ["phase", "epoch"], ["started_at", "ended_at"])
+            return self._tidy(long, ["phase", "epoch"], extra, run_id)
+        return self._widen(long, ["phase", "epoch"], extra)
+
+    def _mark_redone(self, long: pd.DataFrame, run_id: str, attempts: bool) -> pd.DataFrame:
+        """Flag epochs re-trained by a resumed fit; drop the replaced attempts unless asked."""
+        resumed = dict(
+            self._frame(
+                select(Phase.seq, Phase.initial_epoch).where(
+                    Phase.run_id == run_id, Phase.kind == PhaseKind.FIT, Phase.initial_epoch > 0
+                )
+            ).itertuples(index=False)
+        )
+        pairs = long[["phase", "epoch"]].drop_duplicates()
+        later = {
+            (p, e): any(q > p and (q, e) in set(map(tuple, pairs.values)) for q in resumed)
+            for p, e in map(tuple, pairs.values)
+        }
+        superseded = long.apply(lambda r: later[(r["phase"], r["epoch"])], axis=1) if len(long) else pd.Series(dtype=bool)
+        replaced = {(p, e) for (p, e), gone in later.items() if gone}
+        redone_epochs = {e for _, e in replaced}
+        long = long.assign(
+            redone=[(p in resumed and e in redone_epochs) for p, e in zip(long["phase"], long["epoch"])],
+            superseded=list(superseded) if len(long) else [],
+        )
+        if not attempts:
+            long = long[~long["superseded"].astype(bool)].drop(columns="superseded")
+        return long
 
     def batches(self, run: str, phase: str = "train", *, tidy: bool = False) -> pd.DataFrame:
         """Return one row per recorded batch of one kind of phase.
@@ -309,7 +341,7 @@ class Store(DecisionQueries):
         Keys: ``run`` (dict of the run's columns: id, name, status, times,
         host, pid, versions, model and parameter counts, error), ``params``,
         ``tags``, ``phases`` (DataFrame: seq, kind, status, started_at,
-        ended_at, batch_count, sample_count, error; validation passes
+        ended_at, initial_epoch (above 0 for a resumed fit), batch_count, sample_count, error; validation passes
         excluded), ``metrics`` (see ``metrics``), ``lr_changes``,
         ``early_stops`` and ``restores`` (see those methods).
 
@@ -331,6 +363,7 @@ class Store(DecisionQueries):
                 Phase.status,
                 Phase.started_at,
                 Phase.ended_at,
+                Phase.initial_epoch,
                 Phase.batch_count,
                 Phase.sample_count,
                 Phase.error,

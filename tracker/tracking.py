@@ -18,13 +18,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import keras
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 
 from tracker import calls, observers
 from tracker.decisions import DecisionRecorder
 from tracker.summary import upsert_run_metrics
 from tracker.database import DEFAULT_DB
-from tracker.errors import TrackingWriteError
+from tracker.errors import TrackingWriteError, UnknownRunError
+from tracker.resume import find_run_to_resume
 from tracker.metadata import environment, jsonable, model_info, optimizer_config, output_shapes
 from tracker.schema import (
     Epoch,
@@ -82,6 +83,11 @@ class TrackingCallback(keras.callbacks.Callback):
             seconds. Default 2.0.
         strict: Raise ``TrackingWriteError`` when recording fails, instead of
             warning and going on. Default False.
+        resume: Continue an earlier run instead of starting a new one, for a
+            job restarted after preemption (with ``BackupAndRestore``).
+            ``True`` continues the newest unfinished run named ``run_name``
+            (or starts one if there is none); a run id continues that run.
+            Default False.
 
     Attributes:
         run_id: The run's id (32 hex characters), known at construction.
@@ -106,6 +112,7 @@ class TrackingCallback(keras.callbacks.Callback):
         flush_every: int = 256,
         flush_interval: float = 2.0,
         strict: bool = False,
+        resume: bool | str = False,
     ) -> None:
         super().__init__()
         if run_name is not None and not isinstance(run_name, str):
@@ -142,12 +149,22 @@ class TrackingCallback(keras.callbacks.Callback):
         self._epoch: int | None = None
         self._epoch_started: datetime | None = None
         self._fault_reasons: set[str] = set()
+        self._resumed = False
+        self._phases_begun = 0
         self._epoch_batches: list[int] = []
         self._decisions = DecisionRecorder(self)
         calls.install()
         observers.install()
         try:
-            self._writer.open()
+            engine = self._writer.open()
+            if resume:
+                found = find_run_to_resume(engine, resume, run_name)
+                if found is not None:
+                    self.run_id, self._phase_seq = found
+                    self._writer.run_id = self.run_id
+                    self._resumed = True
+        except (ValueError, UnknownRunError):
+            raise
         except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
             if strict:
                 raise
@@ -185,6 +202,9 @@ class TrackingCallback(keras.callbacks.Callback):
             return
         self._run_written = True
         env = environment()
+        if self._resumed:
+            self._resume_run(env)
+            return
         row = {
             "id": self.run_id,
             "name": self.run_name if self.run_name is not None else getattr(self.model, "name", None),
@@ -203,6 +223,28 @@ class TrackingCallback(keras.callbacks.Callback):
                 conn.execute(insert(_TAGS), tags)
 
         self._writer.submit(write_run)
+
+    def _resume_run(self, env: dict[str, Any]) -> None:
+        """Mark the continued run as running again, from this process."""
+        run_id = self.run_id
+        params = [{"run_id": run_id, "key": k, "value": v} for k, v in self.run_params.items()]
+        tags = [{"run_id": run_id, "key": k, "value": v} for k, v in self.run_tags.items()]
+
+        def write(conn: Connection) -> None:
+            conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run_id)
+                .values(status=RunStatus.RUNNING, ended_at=None, error=None, **env)
+            )
+            for table, rows in ((_PARAMS, params), (_TAGS, tags)):
+                for row in rows:
+                    exists = conn.execute(
+                        select(table.c.key).where(table.c.run_id == run_id, table.c.key == row["key"])
+                    ).first()
+                    if exists is None:
+                        conn.execute(insert(table).values(**row))
+
+        self._writer.submit(write)
 
     def _update_run(self, **values: Any) -> None:
         run_id = self.run_id
@@ -223,12 +265,13 @@ class TrackingCallback(keras.callbacks.Callback):
     def _begin_phase(self, kind: PhaseKind) -> PhaseHandle:
         outermost = not self._phases
         self._ensure_run()
-        if outermost and self._phase_seq > 0:
+        if outermost and self._phase_seq > 0 and not (self._resumed and self._phases_begun == 0):
             self._update_run(status=RunStatus.RUNNING, ended_at=None)
         parent = self._phases[-1] if self._phases else None
         epoch = self._epoch if kind is PhaseKind.VALIDATION else None
         handle = PhaseHandle(kind=kind.value, seq=self._phase_seq, t0=time.perf_counter(), parent=parent, epoch=epoch)
         self._phase_seq += 1
+        self._phases_begun += 1
         row = {
             "run_id": self.run_id,
             "seq": handle.seq,

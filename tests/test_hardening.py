@@ -1,0 +1,147 @@
+"""Crashes, preemption and resume: real processes killed with SIGKILL."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tracker import Store
+from tracker.liveness import effective_status
+
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_forever.py"
+
+
+def start(db, name, *extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(db), name, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def count(db, table):
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def wait_for(db, table, at_least, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the job ended early: {proc.stderr.read()[-2000:]}")
+        n = count(db, table)
+        if n >= at_least:
+            return n
+        time.sleep(0.05)
+    raise AssertionError(f"{table} never reached {at_least} rows")
+
+
+# Kill points: after N epochs, or after N batches in the middle of an epoch.
+KILL_POINTS = [("epochs", 1), ("batches", 40), ("epochs", 3), ("batches", 150), ("epochs", 5)]
+
+
+def test_sigkill_at_five_points_leaves_crashed_runs_with_nothing_flushed_lost(tmp_path):
+    jobs = []
+    for i, (table, n) in enumerate(KILL_POINTS):
+        db = tmp_path / f"kill{i}.db"
+        jobs.append((db, table, n, start(db, f"killed-{i}")))
+    seen = []
+    for db, table, n, proc in jobs:
+        wait_for(db, table, n, proc)
+        before = {t: count(db, t) for t in ("epochs", "batches", "epoch_values")}
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        seen.append((db, before))
+    for db, before in seen:
+        store = Store(str(db))
+        runs = store.runs()
+        assert list(runs["status"]) == ["crashed"], runs
+        after = {t: count(db, t) for t in before}
+        assert all(after[t] >= before[t] for t in before), (before, after)  # nothing flushed was lost
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert len(store.epochs("latest")) == after["epochs"]
+        assert store.run("latest")["run"]["status"] == "crashed"
+        assert list(store.runs(status="crashed")["run_id"]) == list(runs["run_id"])
+        assert store.runs(status="running").empty
+
+
+def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(tmp_path):
+    db, backup = tmp_path / "resume.db", tmp_path / "backup"
+    first = start(db, "preempted", "--backup", str(backup), "--epochs", "8")
+    wait_for(db, "epochs", 4, first)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    before = Store(str(db)).epochs("preempted", attempts=True)
+    assert Store(str(db)).runs()["status"].tolist() == ["crashed"]
+
+    second = start(db, "preempted", "--backup", str(backup), "--epochs", "8", "--resume")
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0 and "DONE" in out, err[-2000:]
+
+    store = Store(str(db))
+    runs = store.runs()
+    assert len(runs) == 1 and runs.loc[0, "status"] == "finished" and runs.loc[0, "phases"] == 2
+    epochs = store.epochs("preempted")
+    assert list(epochs["epoch"]) == list(range(8))  # each epoch once
+    with sqlite3.connect(db) as conn:
+        initial = dict(conn.execute("SELECT seq, initial_epoch FROM phases WHERE kind = 'fit'").fetchall())
+    resumed_seq = max(initial)
+    backup_point = initial[resumed_seq]
+    assert initial[0] == 0 and 0 < backup_point <= len(before)
+    # The epochs the first job finished after the backup point were re-done by the second.
+    first_attempts = set(before["epoch"])
+    redone = set(epochs[epochs["redone"]]["epoch"])
+    assert redone == {e for e in first_attempts if e >= backup_point}
+    assert list(epochs["phase"]) == [0] * backup_point + [resumed_seq] * (8 - backup_point)
+    every = store.epochs("preempted", attempts=True)
+    assert set(every[every["superseded"]]["epoch"]) == redone
+    assert len(every) == 8 + len(redone)
+    shown = store.run("preempted")["phases"]
+    assert list(shown["initial_epoch"]) == [0, backup_point]
+
+
+def test_resume_true_without_an_unfinished_run_starts_a_new_one(tmp_path):
+    from conftest import guide_data, guide_model
+
+    from tracker import TrackingCallback
+
+    db = str(tmp_path / "r.db")
+    x, y = guide_data(n=32)
+    first = TrackingCallback(db, run_name="job")
+    guide_model().fit(x, y, epochs=1, callbacks=[first], verbose=0)
+    again = TrackingCallback(db, run_name="job", resume=True)  # the first one finished
+    assert again.run_id != first.run_id
+    with pytest.raises(ValueError, match="resume=True needs a run_name"):
+        TrackingCallback(db, resume=True)
+    from tracker import UnknownRunError
+
+    with pytest.raises(UnknownRunError, match="Cannot resume run 'nope'"):
+        TrackingCallback(db, resume="nope")
+
+
+def test_heartbeat_decides_for_runs_on_other_hosts():
+    now = datetime.now(timezone.utc)
+    old, fresh = now - timedelta(minutes=10), now - timedelta(seconds=5)
+    assert effective_status("running", "elsewhere", 123, old, old) == "crashed"
+    assert effective_status("running", "elsewhere", 123, old, fresh) == "running"
+    assert effective_status("running", "elsewhere", 123, old, fresh, timeout=1) == "crashed"
+    assert effective_status("finished", "elsewhere", 123, old, old) == "finished"
+    import socket
+
+    here = socket.gethostname()
+    assert effective_status("running", here, os.getpid(), now, old) == "running"  # this very process
+    # A pid that started after the run did is a reused pid: the run's process is gone.
+    assert effective_status("running", here, os.getpid(), old, old) == "crashed"
