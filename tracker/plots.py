@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_runs"]
 
-_META = ("phase", "epoch", "started_at", "ended_at")
+_META = ("phase", "epoch", "started_at", "ended_at", "redone", "superseded")
 _LR_COLORS = ("0.2", "0.5", "0.7")  # one grey per run for the learning-rate steps
 _BOX = {"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 

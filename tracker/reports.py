@@ -196,7 +196,7 @@ def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | 
     columns: dict[str, pd.Series] = {}
     for rid in run_ids:
         epochs = store.epochs(rid).drop_duplicates(subset="epoch", keep="last").set_index("epoch")
-        keys = [k for k in epochs.columns if k not in ("phase", "started_at", "ended_at")]
+        keys = [k for k in epochs.columns if k not in ("phase", "started_at", "ended_at", "redone")]
         for key in metrics or keys:
             if key in epochs and pd.api.types.is_float_dtype(epochs[key]):
                 columns[f"{labels[rid]}:{key}"] = epochs[key]

@@ -140,6 +140,7 @@ class TrackingCallback(keras.callbacks.Callback):
             os.fspath(db), flush_every=flush_every, flush_interval=flush_interval, strict=strict
         )
         self._writer.run_id = self.run_id
+        self._writer.on_reset = self._recreate
         self.db_url = self._writer.url
         self._phases: list[PhaseHandle] = []
         self._phase_seq = 0
@@ -222,7 +223,18 @@ class TrackingCallback(keras.callbacks.Callback):
             if tags:
                 conn.execute(insert(_TAGS), tags)
 
+        self._run_row = row
         self._writer.submit(write_run)
+
+    def _recreate(self) -> list[Any]:
+        """Ops that rebuild this run's open state in a fresh file (see Writer._check_file)."""
+        row = dict(getattr(self, "_run_row", None) or {
+            "id": self.run_id, "name": self.run_name, "started_at": _utcnow(), **environment()
+        })
+        row.update(status=RunStatus.RUNNING, ended_at=None)
+        ops: list[Any] = [lambda conn: conn.execute(insert(_RUNS).values(**row))]
+        ops.extend(h.begin_op for h in self._phases if h.begin_op is not None)
+        return ops
 
     def _resume_run(self, env: dict[str, Any]) -> None:
         """Mark the continued run as running again, from this process."""
@@ -292,6 +304,7 @@ class TrackingCallback(keras.callbacks.Callback):
                 conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(phase_count=_RUNS.c.phase_count + 1))
 
         write_phase.assigns = handle  # type: ignore[attr-defined]
+        handle.begin_op = write_phase
         self._writer.submit(write_phase)
         self._phases.append(handle)
         self._record_model()
@@ -340,7 +353,7 @@ class TrackingCallback(keras.callbacks.Callback):
                 run_values["error"] = error
             self._update_run(**run_values)
             self._writer.stop()
-            self._flush()
+            self._writer.flush(wait=2.0)
             lost = self._writer.unwritten()
             if lost is not None:
                 warnings.warn(lost, TrackingWarning, stacklevel=3)

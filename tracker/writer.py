@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import warnings
@@ -26,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import OperationalError
 
-from tracker.database import describe, resolve_url
+from tracker.database import describe, resolve_url, sqlite_path
 from tracker.errors import DatabaseError, TrackingWriteError
 from tracker.schema import Batch, BatchValue, Run
 from tracker.values import encode, flatten_logs
@@ -62,6 +63,7 @@ class PhaseHandle:
     batch_count: int = 0
     sample_count: int = 0
     output_shapes: dict[str, list[int]] = field(default_factory=dict)
+    begin_op: Any = None
 
 
 Op = Callable[[Connection], None]
@@ -120,6 +122,10 @@ class Writer:
     ) -> None:
         self.db = db
         self.run_id: str | None = None
+        self.hook_wait = 0.25
+        self.background_wait = 2.0
+        self.on_reset: Callable[[], list[Any]] | None = None
+        self._identity: tuple[int, int] | None = None
         self.heartbeat_interval = heartbeat_interval
         self._last_heartbeat = 0.0
         self.max_pending = max_pending
@@ -173,47 +179,101 @@ class Writer:
             from tracker.migrate import open_database
 
             self._engine, self.url = open_database(self.db)
+            self._identity = self._file_identity()
         return self._engine
 
     # -- flushing ------------------------------------------------------------
 
-    def flush(self) -> bool:
+    def _file_identity(self) -> tuple[int, int] | None:
+        path = sqlite_path(self.url)
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return (-1, -1)
+        return (st.st_dev, st.st_ino)
+
+    def _check_file(self) -> None:
+        """Notice a database file deleted (or replaced) under a running job."""
+        if self._engine is None or self._identity is None:
+            return
+        identity = self._file_identity()
+        if identity == self._identity:
+            return
+        where = describe(self.url)
+        message = (
+            f"tracker: {where} was deleted or replaced during the run; writing the rest of this run "
+            "into a new file at the same path (what was written before is gone with the old file)."
+        )
+        logger.warning(message)
+        if self.strict:
+            raise TrackingWriteError(message)
+        warnings.warn(message, TrackingWarning, stacklevel=4)
+        self._engine.dispose()
+        self._engine = None
+        self._identity = None
+        if self.on_reset is not None:
+            self._ops.extendleft(reversed(self.on_reset()))
+
+    def flush(self, *, wait: float | None = None) -> bool:
         """Write every queued operation in order. Return True if all were written.
+
+        Args:
+            wait: Seconds to wait for another writer's lock before giving up
+                (the records stay queued for the next flush). Default: short
+                (``hook_wait``, 0.25 s) on the training thread, longer
+                (``background_wait``, 2 s) in the background flusher, so a
+                locked database never stalls training.
 
         Raises:
             TrackingWriteError: in strict mode, when the write fails.
         """
         self.raise_pending()
-        with self._flush_lock:
-            count = len(self._ops)
-            heartbeat_due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
-            if count == 0 and not (heartbeat_due and self.run_id and self._thread is not None):
-                return True
-            items = [self._ops.popleft() for _ in range(count)]
-            assigned: list[PhaseHandle] = []
-            try:
-                engine = self.open()
-                with engine.connect() as conn:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                    with conn.begin():
-                        self._apply(conn, items, assigned)
-                        if self.run_id is not None:
-                            conn.execute(
-                                update(_RUNS).where(_RUNS.c.id == self.run_id).values(heartbeat_at=_utcnow())
-                            )
-                self._last_heartbeat = time.monotonic()
-            except Exception as exc:  # noqa: BLE001 - every failure is reported
-                for handle in assigned:
-                    handle.id = None
-                retry = isinstance(exc, (OperationalError, DatabaseError, OSError))
-                if retry:
-                    self._ops.extendleft(reversed(items))
-                else:
-                    self.dropped_ops += len(items)
-                self.failed_flushes += 1
-                self._report(exc, len(items), retry)
-                return False
+        if wait is None:
+            wait = self.background_wait if threading.current_thread() is self._thread else self.hook_wait
+        # Another flush in progress (the background one, waiting for a lock)
+        # must not stall the caller either: the records stay queued.
+        if not self._flush_lock.acquire(timeout=wait):
+            return False
+        try:
+            return self._flush_locked(wait)
+        finally:
+            self._flush_lock.release()
+
+    def _flush_locked(self, wait: float) -> bool:
+        self._check_file()
+        count = len(self._ops)
+        heartbeat_due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
+        if count == 0 and not (heartbeat_due and self.run_id and self._thread is not None):
             return True
+        items = [self._ops.popleft() for _ in range(count)]
+        assigned: list[PhaseHandle] = []
+        try:
+            engine = self.open()
+            with engine.connect() as conn:
+                if engine.dialect.name == "sqlite":
+                    conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    self._apply(conn, items, assigned)
+                    if self.run_id is not None:
+                        conn.execute(
+                            update(_RUNS).where(_RUNS.c.id == self.run_id).values(heartbeat_at=_utcnow())
+                        )
+            self._last_heartbeat = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - every failure is reported
+            for handle in assigned:
+                handle.id = None
+            retry = isinstance(exc, (OperationalError, DatabaseError, OSError))
+            if retry:
+                self._ops.extendleft(reversed(items))
+            else:
+                self.dropped_ops += len(items)
+            self.failed_flushes += 1
+            self._report(exc, len(items), retry)
+            return False
+        return True
 
     def _apply(self, conn: Connection, items: list[Any], assigned: list[PhaseHandle]) -> None:
         group: list[tuple[Any, ...]] = []
@@ -296,7 +356,7 @@ class Writer:
         self._stop = True
         self._wake.set()
         if thread is not threading.current_thread():
-            thread.join()
+            thread.join(timeout=self.background_wait + 1.0)
         self._thread = None
 
     def _run(self) -> None:
@@ -329,7 +389,7 @@ class Writer:
         self.stop()
         if self._ops:
             try:
-                return self.flush()
+                return self.flush(wait=10.0)
             except TrackingWriteError:
                 return False
         return True
