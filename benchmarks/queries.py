@@ -184,13 +184,16 @@ def verify(engine, n_check: int = 50) -> str:
             f"on {len(sample) - len(bad)}/{len(sample)} sampled runs" + (f" -- MISMATCH in {bad[:3]}" if bad else ""))
 
 
-def median_s(fn, repeat: int) -> float:
-    fn()  # warm-up
+def median_s(fn, repeat: int) -> tuple[float, float]:
+    """(median, min) of `repeat` timings after one warm-up; min shows how much of the median is noise."""
+    fn()
+
     def once() -> float:
         t = time.perf_counter()
         fn()
         return time.perf_counter() - t
-    return statistics.median(once() for _ in range(repeat))
+    times = [once() for _ in range(repeat)]
+    return statistics.median(times), min(times)
 
 
 def command(args: list[str]):
@@ -255,11 +258,12 @@ def main() -> None:
         ("d. python cli.py runs --sort best:val_loss --limit 20", command(cli + ["--sort", best, "--limit", "20"]), 0.5, "s"),
         ("   python cli.py runs --limit 20", command(cli + ["--limit", "20"]), 0.5, "s"),
         ("   python -c pass (the interpreter alone)", command([sys.executable, "-c", "pass"]), None, "s")]
-    print(f"timings: median of {args.repeat} after one warm-up")
+    print(f"timings: median of {args.repeat} after one warm-up (min in brackets; this machine is shared and noisy)")
     shown, results = lambda v, unit: f"{v:.1f} ms" if unit == "ms" else f"{v:.3f} s", []  # noqa: E731
     for label, fn, goal, unit in measures:
-        results.append(median_s(fn, args.repeat) * (1e3 if unit == "ms" else 1))
-        print(f"  {label}: {shown(results[-1], unit)}", f"(goal <= {goal} {unit})" if goal else "(no goal)")
+        med, low = (v * (1e3 if unit == "ms" else 1) for v in median_s(fn, args.repeat))
+        results.append(med)
+        print(f"  {label}: {shown(med, unit)} (min {shown(low, unit)})", f"(goal <= {goal} {unit})" if goal else "(no goal)")
     q_runs, q_sql, q_cmp, q_ep, s_best, s_plain, s_py = results
     print(f"queries: {args.runs:,} runs x {args.epochs} epochs x {len(KEYS)} metrics "
           f"({counts['epoch_values']:,} rows); runs --sort best:val_loss {q_runs:.0f} ms (SQL {q_sql:.0f} ms); "

@@ -33,8 +33,9 @@ _PHASE_NAMES = {
 def decode_values(bits: Sequence[Any], texts: Sequence[Any]) -> pd.Series:
     """Return the logged values stored as ``bits``/``text`` columns.
 
-    A float64 Series when every value is a number (or None, as NaN); an object
-    Series otherwise (exact big ints as ``int``, text as ``str``, None as None).
+    A float64 Series when every value is a number; an object Series otherwise
+    (floats as ``float``, exact big ints as ``int``, text as ``str``, a
+    logged None as None, so it is never confused with a logged NaN).
     """
     n = len(bits)
     int_bits = pd.array(list(bits), dtype="Int64")
@@ -42,7 +43,7 @@ def decode_values(bits: Sequence[Any], texts: Sequence[Any]) -> pd.Series:
     floats = np.full(n, np.nan)
     floats[has_bits] = int_bits[has_bits].to_numpy(dtype=np.int64).view(np.float64)
     text_mask = np.array([isinstance(t, str) for t in texts], dtype=bool)
-    if not text_mask.any():
+    if not text_mask.any() and has_bits.all():
         return pd.Series(floats, dtype="float64")
     out: list[Any] = []
     for i in range(n):
@@ -148,10 +149,25 @@ class Store(DecisionQueries):
         if keyed.empty:
             return base
         decoded = decode_values(list(keyed["bits"]), list(keyed["text"]))
-        tidy = keyed[keys + ["key"]].reset_index(drop=True).assign(v=decoded.to_numpy())
-        wide = tidy.pivot(index=keys, columns="key", values="v")
-        wide.columns.name = None
-        return base.join(wide, on=keys)
+        if decoded.dtype != object:
+            tidy = keyed[keys + ["key"]].reset_index(drop=True).assign(v=decoded.to_numpy())
+            wide = tidy.pivot(index=keys, columns="key", values="v")
+            wide.columns.name = None
+            return base.join(wide, on=keys)
+        # Text or None present: place cells by hand, because pivoting object
+        # values turns a logged None into NaN. A key absent from a row is NaN.
+        position = {k: i for i, k in enumerate(map(tuple, base[keys].itertuples(index=False, name=None)))}
+        columns: dict[str, list[Any]] = {}
+        for row_key, key, value in zip(
+            keyed[keys].itertuples(index=False, name=None), keyed["key"], decoded.to_numpy()
+        ):
+            column = columns.setdefault(key, [np.nan] * len(base))
+            column[position[tuple(row_key)]] = value
+        wide = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in sorted(columns.items())})
+        for key in wide.columns:
+            if all(isinstance(v, float) for v in wide[key]):
+                wide[key] = wide[key].astype("float64")
+        return pd.concat([base, wide], axis=1)
 
     @staticmethod
     def _tidy(long: pd.DataFrame, keys: list[str], extra: list[str], run_id: str) -> pd.DataFrame:

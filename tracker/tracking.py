@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 import warnings
@@ -91,6 +92,9 @@ class TrackingCallback(keras.callbacks.Callback):
 
     Attributes:
         run_id: The run's id (32 hex characters), known at construction.
+        async_safe: True. The batch hooks only append to a queue under a
+            lock, so on the JAX and torch backends Keras may call them from
+            its worker threads.
 
     Example:
         ```python
@@ -100,6 +104,8 @@ class TrackingCallback(keras.callbacks.Callback):
         print(tracker.Store("runs.db").epochs(cb.run_id))
         ```
     """
+
+    async_safe = True
 
     def __init__(
         self,
@@ -152,6 +158,7 @@ class TrackingCallback(keras.callbacks.Callback):
         self._fault_reasons: set[str] = set()
         self._resumed = False
         self._phases_begun = 0
+        self._batch_lock = threading.Lock()
         self._epoch_batches: list[int] = []
         self._decisions = DecisionRecorder(self)
         calls.install()
@@ -452,14 +459,15 @@ class TrackingCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         try:
             handle = self._phases[-1]
-            seq = handle.batch_count
-            handle.batch_count = seq + 1
-            if self.log_batches:
-                self._writer.add_batch(
-                    (BATCH, handle, seq, self._epoch, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
-                )
-                if self._decisions.has_schedule:
-                    self._epoch_batches.append(batch)
+            with self._batch_lock:  # Keras may call this from worker threads (async_safe)
+                seq = handle.batch_count
+                handle.batch_count = seq + 1
+                if self.log_batches:
+                    self._writer.add_batch(
+                        (BATCH, handle, seq, self._epoch, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
+                    )
+                    if self._decisions.has_schedule:
+                        self._epoch_batches.append(batch)
             if self._decisions.lr_due:
                 self._decisions.first_batch()
         except Exception as exc:  # noqa: BLE001
@@ -512,12 +520,13 @@ class TrackingCallback(keras.callbacks.Callback):
     def on_test_batch_end(self, batch, logs=None):
         try:
             handle = self._phases[-1]
-            seq = handle.batch_count
-            handle.batch_count = seq + 1
-            if self.log_batches:
-                self._writer.add_batch(
-                    (BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
-                )
+            with self._batch_lock:
+                seq = handle.batch_count
+                handle.batch_count = seq + 1
+                if self.log_batches:
+                    self._writer.add_batch(
+                        (BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
+                    )
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_test_batch_end")
 
@@ -540,24 +549,22 @@ class TrackingCallback(keras.callbacks.Callback):
     def on_predict_batch_end(self, batch, logs=None):
         try:
             handle = self._phases[-1]
-            seq = handle.batch_count
-            handle.batch_count = seq + 1
             shapes = output_shapes(logs or {})
-            if shapes:
-                first = next(iter(shapes.values()))
-                rows = first[0] if first else 1
-                handle.sample_count += rows
-                for key, shape in shapes.items():
-                    known = handle.output_shapes.get(key)
-                    if known is None:
-                        handle.output_shapes[key] = list(shape)
-                    elif shape:
-                        known[0] += shape[0]
-            if self.log_batches:
-                # Timing only: predict outputs are never stored.
-                self._writer.add_batch(
-                    (BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, None)
-                )
+            with self._batch_lock:
+                seq = handle.batch_count
+                handle.batch_count = seq + 1
+                if shapes:
+                    first = next(iter(shapes.values()))
+                    handle.sample_count += first[0] if first else 1
+                    for key, shape in shapes.items():
+                        known = handle.output_shapes.get(key)
+                        if known is None:
+                            handle.output_shapes[key] = list(shape)
+                        elif shape:
+                            known[0] += shape[0]
+                if self.log_batches:
+                    # Timing only: predict outputs are never stored.
+                    self._writer.add_batch((BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, None))
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_predict_batch_end")
 
