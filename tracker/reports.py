@@ -56,47 +56,81 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     ``final:KEY`` and ``final_epoch:KEY`` (best is min or max by the key's
     direction, as in ``Store.runs(sort=...)``).
 
+    A handful of queries with ``run_id IN (...)``, whatever the number of runs.
+
     Raises:
         UnknownRunError: a reference names no run.
     """
-    run_ids = _resolve_all(store, runs)
-    listing = store.runs().set_index("run_id")
-    params = {rid: store.params(rid) for rid in run_ids}
+    from sqlalchemy import select
+
+    from tracker.schema import LRPoint, LRSeries, Param, Phase, Restore, RunMetric, StopDecision
+
+    run_ids = list(dict.fromkeys(_resolve_all(store, runs)))
+    listing = store.runs(run_ids=run_ids).set_index("run_id")
+    with store.engine.connect() as conn:
+        params: dict[str, dict[str, Any]] = {rid: {} for rid in run_ids}
+        for rid, key, value in conn.execute(select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(run_ids))):
+            params[rid][key] = value
+        stopped: dict[str, Any] = {}
+        for rid, epoch in conn.execute(
+            select(Phase.run_id, StopDecision.stopped_epoch)
+            .join(Phase, Phase.id == StopDecision.phase_id)
+            .where(Phase.run_id.in_(run_ids), StopDecision.stopped.is_(True))
+            .order_by(Phase.seq, StopDecision.id)
+        ):
+            stopped[rid] = epoch
+        restored: dict[str, Any] = {}
+        for rid, epoch in conn.execute(
+            select(Phase.run_id, Restore.restored_epoch)
+            .join(Phase, Phase.id == Restore.phase_id)
+            .where(Phase.run_id.in_(run_ids))
+            .order_by(Phase.seq, Restore.id)
+        ):
+            restored[rid] = epoch
+        lr_start: dict[str, float] = {}
+        lr_end: dict[str, float] = {}
+        for rid, point, lr in conn.execute(
+            select(Phase.run_id, LRSeries.point, LRSeries.lr)
+            .join(Phase, Phase.id == LRSeries.phase_id)
+            .where(Phase.run_id.in_(run_ids), LRSeries.optimizer == "optimizer", LRSeries.point != LRPoint.BATCH)
+            .order_by(Phase.seq, LRSeries.id)
+        ):
+            if getattr(point, "value", point) == "phase_begin":
+                lr_start.setdefault(rid, lr)
+            else:
+                lr_end[rid] = lr
+        metrics: dict[str, list[Any]] = {rid: [] for rid in run_ids}
+        for m in conn.execute(select(RunMetric).where(RunMetric.run_id.in_(run_ids)).order_by(RunMetric.key)).mappings():
+            metrics[m["run_id"]].append(m)
     keys = sorted({k for p in params.values() for k in p})
     differing = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=repr) for p in params.values()}) > 1]
     rows = []
-    metric_keys: list[str] = []
+    metric_keys: set[str] = set()
     for rid in run_ids:
         info = listing.loc[rid]
-        stops = store.early_stops(rid)
-        stopped = stops[stops["stopped"].astype(bool)]
-        restores = store.restores(rid)
-        series = store.lr_series(rid)
-        main = series[series["optimizer"] == "optimizer"]
-        starts = main[main["point"] == "phase_begin"]["lr"]
-        epochs = main[main["point"] == "epoch"]["lr"]
         started, ended = info["started_at"], info["ended_at"]
+        duration = (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds() if not pd.isna(ended) else float("nan")
         row: dict[str, Any] = {
             "run_id": rid,
             "name": info["name"],
             "status": info["status"],
             "started_at": _iso(started),
-            "duration_s": (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds() if ended is not None and not pd.isna(ended) else float("nan"),
+            "duration_s": duration,
             "epochs": int(info["epochs"]),
-            "stopped_epoch": stopped["stopped_epoch"].iloc[-1] if len(stopped) else pd.NA,
-            "restored_epoch": restores["restored_epoch"].iloc[-1] if len(restores) else pd.NA,
-            "lr_start": float(starts.iloc[0]) if len(starts) else float("nan"),
-            "lr_end": float(epochs.iloc[-1]) if len(epochs) else float("nan"),
+            "stopped_epoch": stopped.get(rid, pd.NA),
+            "restored_epoch": restored.get(rid, pd.NA),
+            "lr_start": lr_start.get(rid, float("nan")),
+            "lr_end": lr_end.get(rid, float("nan")),
         }
         for key in differing:
             row[f"param:{key}"] = _scalar(params[rid].get(key))
-        for m in store.metrics(rid).itertuples(index=False):
-            if m.key not in metric_keys:
-                metric_keys.append(m.key)
-            row[f"best:{m.key}"] = m.best
-            row[f"best_epoch:{m.key}"] = m.best_epoch
-            row[f"final:{m.key}"] = m.final
-            row[f"final_epoch:{m.key}"] = m.final_epoch
+        for m in metrics[rid]:
+            high = maximised(m["key"])
+            metric_keys.add(m["key"])
+            row[f"best:{m['key']}"] = m["best_max"] if high else m["best_min"]
+            row[f"best_epoch:{m['key']}"] = m["best_max_epoch"] if high else m["best_min_epoch"]
+            row[f"final:{m['key']}"] = m["final"]
+            row[f"final_epoch:{m['key']}"] = m["final_epoch"]
         rows.append(row)
     columns = ["run_id", "name", "status", "started_at", "duration_s", "epochs", "stopped_epoch", "restored_epoch", "lr_start", "lr_end"]
     columns += [f"param:{k}" for k in differing]
@@ -106,7 +140,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     for column in frame.columns:
         if column in ("stopped_epoch", "restored_epoch") or column.startswith(("best_epoch:", "final_epoch:")):
             frame[column] = frame[column].astype("Int64")
-        elif column.startswith(("best:", "final:")):
+        elif column.startswith(("best:", "final:", "lr_")):
             frame[column] = frame[column].astype("float64")
     return frame
 

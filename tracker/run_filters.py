@@ -75,6 +75,7 @@ def filter_runs(
     name: str | None = None,
     tags: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
+    run_ids: Sequence[str] | None = None,
 ) -> Select[Any]:
     """Add WHERE clauses for the ``Store.runs`` filters.
 
@@ -93,6 +94,8 @@ def filter_runs(
             # (tracker.liveness), so both are fetched and filtered then.
             stored |= {RunStatus.RUNNING, RunStatus.CRASHED}
         stmt = stmt.where(Run.status.in_(sorted(stored, key=lambda s: s.value)))
+    if run_ids is not None:
+        stmt = stmt.where(Run.id.in_(list(run_ids)))
     if name is not None:
         if "*" in name or "?" in name:
             stmt = stmt.where(Run.name.like(_like(name), escape="\\"))
@@ -122,6 +125,7 @@ def runs_statement(
     params: Mapping[str, Any] | None = None,
     sort: str | None = None,
     limit: int | None = None,
+    run_ids: Sequence[str] | None = None,
 ) -> tuple[Select[Any], SortOrder]:
     """The SELECT behind ``Store.runs`` (see there), shared with the CLI's fast path."""
     stmt = select(
@@ -138,7 +142,7 @@ def runs_statement(
         Run.epoch_count.label("epochs"),
         Run.heartbeat_at,
     )
-    stmt = filter_runs(stmt, status=status, name=name, tags=tags, params=params)
+    stmt = filter_runs(stmt, status=status, name=name, tags=tags, params=params, run_ids=run_ids)
     order = parse_sort(sort)
     if order.key is None:
         stmt = stmt.order_by(*order.columns)

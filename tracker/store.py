@@ -89,6 +89,7 @@ class Store(DecisionQueries):
         params: Mapping[str, Any] | None = None,
         sort: str | None = None,
         limit: int | None = None,
+        run_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Return one row per run, filtered and sorted.
 
@@ -108,6 +109,7 @@ class Store(DecisionQueries):
                 minimised); override with ``best:KEY:max`` or ``:min``. Runs
                 without the key come last.
             limit: Return at most this many rows. Default all.
+            run_ids: Keep only these run ids. Default all.
 
         Columns: ``run_id``, ``name``, ``status`` (running, finished, failed,
         interrupted, crashed: a ``running`` run whose process is gone, see
@@ -121,7 +123,9 @@ class Store(DecisionQueries):
         Raises:
             ValueError: ``sort`` or ``status`` is not understood.
         """
-        stmt, order = runs_statement(status=status, name=name, tags=tags, params=params, sort=sort, limit=limit)
+        stmt, order = runs_statement(
+            status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
+        )
         with self.engine.connect() as conn:
             result = conn.execute(stmt)
             columns = list(result.keys())
