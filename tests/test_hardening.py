@@ -111,6 +111,9 @@ def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(
     assert len(every) == 8 + len(redone)
     shown = store.run("preempted")["phases"]
     assert list(shown["initial_epoch"]) == [0, backup_point]
+    from tracker.reports import compare_runs
+
+    assert compare_runs(store, ["preempted"]).loc[0, "resumed_at_epoch"] == backup_point
 
 
 def test_resume_true_without_an_unfinished_run_starts_a_new_one(tmp_path):

@@ -50,7 +50,9 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     Columns: ``run_id``, ``name``, ``status``, ``started_at`` (ISO, UTC),
     ``duration_s``, ``epochs`` (epochs finished), ``stopped_epoch`` and
     ``restored_epoch`` (empty if none), ``lr_start`` and ``lr_end`` (the
-    main optimizer's rate at fit start and in the last epoch), then
+    main optimizer's rate at fit start and in the last epoch),
+    ``resumed_at_epoch`` (the backup point of the last resume, if the job
+    was preempted and resumed), then
     ``param:NAME`` for each parameter whose value differs between the runs,
     then for each numeric epoch key ``best:KEY``, ``best_epoch:KEY``,
     ``final:KEY`` and ``final_epoch:KEY`` (best is min or max by the key's
@@ -99,6 +101,13 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
                 lr_start.setdefault(rid, lr)
             else:
                 lr_end[rid] = lr
+        resumed: dict[str, Any] = {}
+        for rid, initial in conn.execute(
+            select(Phase.run_id, Phase.initial_epoch)
+            .where(Phase.run_id.in_(run_ids), Phase.initial_epoch > 0)
+            .order_by(Phase.seq)
+        ):
+            resumed[rid] = initial
         metrics: dict[str, list[Any]] = {rid: [] for rid in run_ids}
         for m in conn.execute(select(RunMetric).where(RunMetric.run_id.in_(run_ids)).order_by(RunMetric.key)).mappings():
             metrics[m["run_id"]].append(m)
@@ -121,6 +130,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             "restored_epoch": restored.get(rid, pd.NA),
             "lr_start": lr_start.get(rid, float("nan")),
             "lr_end": lr_end.get(rid, float("nan")),
+            "resumed_at_epoch": resumed.get(rid, pd.NA),
         }
         for key in differing:
             row[f"param:{key}"] = _scalar(params[rid].get(key))
@@ -132,13 +142,13 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             row[f"final:{m['key']}"] = m["final"]
             row[f"final_epoch:{m['key']}"] = m["final_epoch"]
         rows.append(row)
-    columns = ["run_id", "name", "status", "started_at", "duration_s", "epochs", "stopped_epoch", "restored_epoch", "lr_start", "lr_end"]
+    columns = ["run_id", "name", "status", "started_at", "duration_s", "epochs", "stopped_epoch", "restored_epoch", "lr_start", "lr_end", "resumed_at_epoch"]
     columns += [f"param:{k}" for k in differing]
     for key in sorted(metric_keys):
         columns += [f"best:{key}", f"best_epoch:{key}", f"final:{key}", f"final_epoch:{key}"]
     frame = pd.DataFrame(rows, columns=columns)
     for column in frame.columns:
-        if column in ("stopped_epoch", "restored_epoch") or column.startswith(("best_epoch:", "final_epoch:")):
+        if column in ("stopped_epoch", "restored_epoch", "resumed_at_epoch") or column.startswith(("best_epoch:", "final_epoch:")):
             frame[column] = frame[column].astype("Int64")
         elif column.startswith(("best:", "final:", "lr_")):
             frame[column] = frame[column].astype("float64")
