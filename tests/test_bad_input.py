@@ -1,6 +1,5 @@
 """Odd logs, odd names and bad files: training never crashes, everything round-trips."""
 
-import math
 import sqlite3
 import struct
 import threading

@@ -6,7 +6,6 @@ import sqlite3
 import warnings
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras

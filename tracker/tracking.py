@@ -19,15 +19,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 import keras
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, update
 
 from tracker import calls, observers
 from tracker.decisions import DecisionRecorder
+from tracker.ledger import RunLedger
 from tracker.summary import upsert_run_metrics
 from tracker.database import DEFAULT_DB
 from tracker.errors import TrackingWriteError, UnknownRunError
 from tracker.resume import find_run_to_resume
-from tracker.metadata import environment, jsonable, model_info, optimizer_config, output_shapes
+from tracker.metadata import output_shapes
 from tracker.schema import (
     Epoch,
     EpochValue,
@@ -37,10 +38,9 @@ from tracker.schema import (
     PhaseStatus,
     PhaseValue,
     Run,
-    RunStatus,
     Tag,
 )
-from tracker.writer import BATCH, PhaseHandle, TrackingWarning, Writer, value_rows
+from tracker.writer import BATCH, TrackingWarning, Writer, value_rows
 
 __all__ = ["TrackingCallback"]
 
@@ -146,18 +146,12 @@ class TrackingCallback(keras.callbacks.Callback):
             os.fspath(db), flush_every=flush_every, flush_interval=flush_interval, strict=strict
         )
         self._writer.run_id = self.run_id
-        self._writer.on_reset = self._recreate
+        self._writer.on_reset = lambda: self._ledger.recreate()
         self.db_url = self._writer.url
-        self._phases: list[PhaseHandle] = []
-        self._phase_seq = 0
-        self._run_written = False
-        self._model_recorded = False
-        self._run_status = RunStatus.FINISHED
+        self._ledger = RunLedger(self, self._writer)
         self._epoch: int | None = None
         self._epoch_started: datetime | None = None
         self._fault_reasons: set[str] = set()
-        self._resumed = False
-        self._phases_begun = 0
         self._batch_lock = threading.Lock()
         self._epoch_batches: list[int] = []
         self._decisions = DecisionRecorder(self)
@@ -168,9 +162,9 @@ class TrackingCallback(keras.callbacks.Callback):
             if resume:
                 found = find_run_to_resume(engine, resume, run_name)
                 if found is not None:
-                    self.run_id, self._phase_seq = found
+                    self.run_id, self._ledger.phase_seq = found
                     self._writer.run_id = self.run_id
-                    self._resumed = True
+                    self._ledger.resumed = True
         except (ValueError, UnknownRunError):
             raise
         except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
@@ -202,178 +196,6 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def _flush(self) -> None:
         self._writer.flush()
-
-    # -- run and phases --------------------------------------------------------
-
-    def _ensure_run(self) -> None:
-        if self._run_written:
-            return
-        self._run_written = True
-        env = environment()
-        if self._resumed:
-            self._resume_run(env)
-            return
-        row = {
-            "id": self.run_id,
-            "name": self.run_name if self.run_name is not None else getattr(self.model, "name", None),
-            "status": RunStatus.RUNNING,
-            "started_at": _utcnow(),
-            **env,
-        }
-        params = [{"run_id": self.run_id, "key": k, "value": v} for k, v in self.run_params.items()]
-        tags = [{"run_id": self.run_id, "key": k, "value": v} for k, v in self.run_tags.items()]
-
-        def write_run(conn: Connection) -> None:
-            conn.execute(insert(_RUNS).values(**row))
-            if params:
-                conn.execute(insert(_PARAMS), params)
-            if tags:
-                conn.execute(insert(_TAGS), tags)
-
-        self._run_row = row
-        self._writer.submit(write_run)
-
-    def _recreate(self) -> list[Any]:
-        """Ops that rebuild this run's open state in a fresh file (see Writer._check_file)."""
-        row = dict(getattr(self, "_run_row", None) or {
-            "id": self.run_id, "name": self.run_name, "started_at": _utcnow(), **environment()
-        })
-        row.update(status=RunStatus.RUNNING, ended_at=None)
-        ops: list[Any] = [lambda conn: conn.execute(insert(_RUNS).values(**row))]
-        ops.extend(h.begin_op for h in self._phases if h.begin_op is not None)
-        return ops
-
-    def _resume_run(self, env: dict[str, Any]) -> None:
-        """Mark the continued run as running again, from this process."""
-        run_id = self.run_id
-        params = [{"run_id": run_id, "key": k, "value": v} for k, v in self.run_params.items()]
-        tags = [{"run_id": run_id, "key": k, "value": v} for k, v in self.run_tags.items()]
-
-        def write(conn: Connection) -> None:
-            conn.execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == run_id)
-                .values(status=RunStatus.RUNNING, ended_at=None, error=None, **env)
-            )
-            for table, rows in ((_PARAMS, params), (_TAGS, tags)):
-                for row in rows:
-                    exists = conn.execute(
-                        select(table.c.key).where(table.c.run_id == run_id, table.c.key == row["key"])
-                    ).first()
-                    if exists is None:
-                        conn.execute(insert(table).values(**row))
-
-        self._writer.submit(write)
-
-    def _update_run(self, **values: Any) -> None:
-        run_id = self.run_id
-
-        def write(conn: Connection) -> None:
-            conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))
-
-        self._writer.submit(write)
-
-    def _record_model(self) -> None:
-        if self._model_recorded:
-            return
-        info = model_info(self.model)
-        if info is not None:
-            self._model_recorded = True
-            self._update_run(**info)
-
-    def _begin_phase(self, kind: PhaseKind) -> PhaseHandle:
-        outermost = not self._phases
-        self._ensure_run()
-        if outermost and self._phase_seq > 0 and not (self._resumed and self._phases_begun == 0):
-            self._update_run(status=RunStatus.RUNNING, ended_at=None)
-        parent = self._phases[-1] if self._phases else None
-        epoch = self._epoch if kind is PhaseKind.VALIDATION else None
-        handle = PhaseHandle(kind=kind.value, seq=self._phase_seq, t0=time.perf_counter(), parent=parent, epoch=epoch)
-        self._phase_seq += 1
-        self._phases_begun += 1
-        row = {
-            "run_id": self.run_id,
-            "seq": handle.seq,
-            "kind": kind,
-            "epoch": epoch,
-            "status": PhaseStatus.RUNNING,
-            "started_at": _utcnow(),
-            "keras_params": jsonable(dict(self.params or {})),
-            "optimizer_config": optimizer_config(self.model) if kind is PhaseKind.FIT else None,
-        }
-
-        run_id = self.run_id
-
-        def write_phase(conn: Connection) -> None:
-            values = dict(row, parent_id=parent.id if parent is not None else None)
-            handle.id = conn.execute(insert(_PHASES).values(**values)).inserted_primary_key[0]
-            if kind is not PhaseKind.VALIDATION:
-                conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(phase_count=_RUNS.c.phase_count + 1))
-
-        write_phase.assigns = handle  # type: ignore[attr-defined]
-        handle.begin_op = write_phase
-        self._writer.submit(write_phase)
-        self._phases.append(handle)
-        self._record_model()
-        if outermost:
-            # Not a synchronous flush: the background writer starts with the
-            # run and phase rows right away, off the training thread.
-            self._writer.start()
-            self._writer.wake()
-        return handle
-
-    def _end_phase(
-        self,
-        handle: PhaseHandle,
-        status: PhaseStatus,
-        logs: Mapping[str, Any] | None,
-        error: str | None = None,
-    ) -> None:
-        if handle in self._phases:
-            self._phases.remove(handle)
-        values: dict[str, Any] = {
-            "status": status,
-            "ended_at": _utcnow(),
-            "batch_count": handle.batch_count,
-            "error": error,
-        }
-        if handle.kind == PhaseKind.PREDICT.value:
-            values["sample_count"] = handle.sample_count
-            values["output_shapes"] = handle.output_shapes
-        end_logs = dict(logs) if logs else None
-
-        def write_end(conn: Connection) -> None:
-            conn.execute(update(_PHASES).where(_PHASES.c.id == handle.id).values(**values))
-            rows = value_rows(end_logs, phase_id=handle.id)
-            if rows:
-                conn.execute(insert(_PHASE_VALUES), rows)
-
-        self._writer.submit(write_end)
-        if status is PhaseStatus.FAILED:
-            self._run_status = RunStatus.FAILED
-        elif status is PhaseStatus.INTERRUPTED and self._run_status is RunStatus.FINISHED:
-            self._run_status = RunStatus.INTERRUPTED
-        self._record_model()
-        if not self._phases:
-            run_values: dict[str, Any] = {"status": self._run_status, "ended_at": _utcnow()}
-            if error is not None:
-                run_values["error"] = error
-            self._update_run(**run_values)
-            self._writer.stop()
-            self._writer.flush(wait=2.0)
-            lost = self._writer.unwritten()
-            if lost is not None:
-                warnings.warn(lost, TrackingWarning, stacklevel=3)
-            return
-        # A nested phase (validation) ends just before its epoch does, and
-        # the epoch end flushes synchronously; don't pay for two flushes.
-        self._writer.wake()
-
-    def _current(self, kind: PhaseKind) -> PhaseHandle | None:
-        for handle in reversed(self._phases):
-            if handle.kind == kind.value:
-                return handle
-        return None
 
     # -- told by tracker.calls and tracker.observers ------------------------------------
 
@@ -416,15 +238,15 @@ class TrackingCallback(keras.callbacks.Callback):
                 self._decisions.end_fit(completed=False)
             except Exception as fault:  # noqa: BLE001
                 self._fault(fault, "recording the failure")
-        if not any(PhaseKind(h.kind) in kinds for h in self._phases):
+        if not any(PhaseKind(h.kind) in kinds for h in self._ledger.phases):
             return
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         status = PhaseStatus.INTERRUPTED if interrupted else PhaseStatus.FAILED
         error = f"{type(exc).__name__}: {exc}"
         try:
-            while self._phases:
-                handle = self._phases[-1]
-                self._end_phase(handle, status, None, error=error)
+            while self._ledger.phases:
+                handle = self._ledger.phases[-1]
+                self._ledger.end_phase(handle, status, None, error=error)
                 if PhaseKind(handle.kind) in kinds:
                     break
         except Exception as fault:  # noqa: BLE001
@@ -434,7 +256,7 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         try:
-            handle = self._begin_phase(PhaseKind.FIT)
+            handle = self._ledger.begin_phase(PhaseKind.FIT)
             self._decisions.begin_fit(handle)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_train_begin")
@@ -444,7 +266,7 @@ class TrackingCallback(keras.callbacks.Callback):
         self._epoch_started = _utcnow()
         self._epoch_batches = []
         try:
-            fit = self._current(PhaseKind.FIT)
+            fit = self._ledger.current(PhaseKind.FIT)
             if fit is not None and fit.epoch is None:
                 fit.epoch = epoch  # the fit's first epoch: above 0 on a resume
                 self._writer.submit(
@@ -458,7 +280,7 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         try:
-            handle = self._phases[-1]
+            handle = self._ledger.phases[-1]
             with self._batch_lock:  # Keras may call this from worker threads (async_safe)
                 seq = handle.batch_count
                 handle.batch_count = seq + 1
@@ -475,7 +297,7 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         try:
-            handle = self._current(PhaseKind.FIT)
+            handle = self._ledger.current(PhaseKind.FIT)
             if handle is None:
                 return
             epoch_logs = dict(logs) if logs else None
@@ -502,9 +324,9 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         try:
-            handle = self._current(PhaseKind.FIT)
+            handle = self._ledger.current(PhaseKind.FIT)
             if handle is not None:
-                self._end_phase(handle, PhaseStatus.FINISHED, logs)
+                self._ledger.end_phase(handle, PhaseStatus.FINISHED, logs)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_train_end")
 
@@ -512,14 +334,14 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         try:
-            inside_fit = bool(self._phases) and self._phases[-1].kind == PhaseKind.FIT.value
-            self._begin_phase(PhaseKind.VALIDATION if inside_fit else PhaseKind.EVALUATE)
+            inside_fit = bool(self._ledger.phases) and self._ledger.phases[-1].kind == PhaseKind.FIT.value
+            self._ledger.begin_phase(PhaseKind.VALIDATION if inside_fit else PhaseKind.EVALUATE)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_test_begin")
 
     def on_test_batch_end(self, batch, logs=None):
         try:
-            handle = self._phases[-1]
+            handle = self._ledger.phases[-1]
             with self._batch_lock:
                 seq = handle.batch_count
                 handle.batch_count = seq + 1
@@ -532,9 +354,9 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_test_end(self, logs=None):
         try:
-            handle = self._phases[-1] if self._phases else None
+            handle = self._ledger.phases[-1] if self._ledger.phases else None
             if handle is not None and handle.kind in (PhaseKind.EVALUATE.value, PhaseKind.VALIDATION.value):
-                self._end_phase(handle, PhaseStatus.FINISHED, logs)
+                self._ledger.end_phase(handle, PhaseStatus.FINISHED, logs)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_test_end")
 
@@ -542,13 +364,13 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_predict_begin(self, logs=None):
         try:
-            self._begin_phase(PhaseKind.PREDICT)
+            self._ledger.begin_phase(PhaseKind.PREDICT)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_predict_begin")
 
     def on_predict_batch_end(self, batch, logs=None):
         try:
-            handle = self._phases[-1]
+            handle = self._ledger.phases[-1]
             shapes = output_shapes(logs or {})
             with self._batch_lock:
                 seq = handle.batch_count
@@ -570,9 +392,9 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_predict_end(self, logs=None):
         try:
-            handle = self._current(PhaseKind.PREDICT)
+            handle = self._ledger.current(PhaseKind.PREDICT)
             if handle is not None:
-                self._end_phase(handle, PhaseStatus.FINISHED, logs)
+                self._ledger.end_phase(handle, PhaseStatus.FINISHED, logs)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_predict_end")
 
