@@ -79,7 +79,7 @@ class TrackingCallback(keras.callbacks.Callback):
         log_batches: Store every batch-end ``logs`` of train, validation and
             evaluate, and a timing row per predict batch. Default True.
         flush_every: Wake the background writer after this many batches.
-            Default 256.
+            Default 128.
         flush_interval: The background writer also writes every this many
             seconds. Default 2.0.
         strict: Raise ``TrackingWriteError`` when recording fails, instead of
@@ -115,7 +115,7 @@ class TrackingCallback(keras.callbacks.Callback):
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         log_batches: bool = True,
-        flush_every: int = 256,
+        flush_every: int = 128,
         flush_interval: float = 2.0,
         strict: bool = False,
         resume: bool | str = False,

@@ -114,7 +114,7 @@ class Writer:
         self,
         db: str,
         *,
-        flush_every: int = 256,
+        flush_every: int = 128,
         flush_interval: float = 2.0,
         strict: bool = False,
         max_pending: int = 200_000,
@@ -232,9 +232,11 @@ class Writer:
         self.raise_pending()
         if wait is None:
             wait = self.background_wait if threading.current_thread() is self._thread else self.hook_wait
-        # Another flush in progress (the background one, waiting for a lock)
-        # must not stall the caller either: the records stay queued.
-        if not self._flush_lock.acquire(timeout=wait):
+        # Another flush in progress (the background one) must not stall the
+        # training thread: the records stay queued and the flusher is woken.
+        on_training_thread = threading.current_thread() is not self._thread
+        if not self._flush_lock.acquire(timeout=min(wait, 0.05) if on_training_thread and wait < 1 else wait):
+            self._wake.set()
             return False
         try:
             return self._flush_locked(wait)
