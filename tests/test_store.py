@@ -67,3 +67,13 @@ def test_batches_rejects_an_unknown_phase_name(two_runs):
     path, ids = two_runs
     with pytest.raises(ValueError, match="phase must be train, validation, evaluate or predict"):
         Store(path).batches(ids[0], phase="training")
+
+
+def test_the_light_table_clauses_of_run_filters_match_the_models():
+    from tracker.run_filters import PARAMS, RUN_METRICS, RUN_STATUSES, RUNS, TAGS
+    from tracker.schema import Base, RunStatus
+
+    for clause in (RUNS, PARAMS, TAGS, RUN_METRICS):
+        model_columns = set(Base.metadata.tables[clause.name].columns.keys())
+        assert set(clause.columns.keys()) <= model_columns, clause.name
+    assert set(RUN_STATUSES) == {s.value for s in RunStatus}

@@ -1,4 +1,10 @@
-"""Filtering and sorting runs in SQL, always with bound parameters."""
+"""Filtering and sorting runs in SQL, always with bound parameters.
+
+Built on lightweight table clauses rather than the ORM models, so that
+``tracker runs`` never imports ``sqlalchemy.orm`` or maps the models (about
+0.1 s of start-up); ``tests/test_store.py`` checks the clauses against the
+models. Values come back as stored: statuses and times as text.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, select
+from sqlalchemy import ColumnElement, Select, and_, column, exists, select, table
 
-from tracker.schema import Param, Run, RunMetric, RunStatus, Tag
+RUN_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+
+RUNS = table(
+    "runs",
+    *(column(c) for c in ("id", "name", "status", "started_at", "ended_at", "model_name", "param_count",
+                          "host", "pid", "phase_count", "epoch_count", "heartbeat_at")),
+)
+PARAMS = table("params", column("run_id"), column("key"), column("value"))
+TAGS = table("tags", column("run_id"), column("key"), column("value"))
+RUN_METRICS = table(
+    "run_metrics",
+    *(column(c) for c in ("run_id", "key", "best_min", "best_min_epoch", "best_max", "best_max_epoch",
+                          "final", "final_epoch", "epochs")),
+)
+Run = RUNS.c
 
 __all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement"]
 
@@ -84,16 +104,15 @@ def filter_runs(
     """
     if status is not None:
         wanted = [status] if isinstance(status, str) else list(status)
-        known = {s.value for s in RunStatus}
-        unknown = [s for s in wanted if s not in known]
+        unknown = [s for s in wanted if s not in RUN_STATUSES]
         if unknown:
-            raise ValueError(f"Unknown status {unknown[0]!r}; use one of {', '.join(sorted(known))}.")
-        stored = {RunStatus(s) for s in wanted}
-        if RunStatus.CRASHED in stored or RunStatus.RUNNING in stored:
+            raise ValueError(f"Unknown status {unknown[0]!r}; use one of {', '.join(sorted(RUN_STATUSES))}.")
+        stored = set(wanted)
+        if stored & {"running", "crashed"}:
             # Whether a running run has crashed is decided after reading
             # (tracker.liveness), so both are fetched and filtered then.
-            stored |= {RunStatus.RUNNING, RunStatus.CRASHED}
-        stmt = stmt.where(Run.status.in_(sorted(stored, key=lambda s: s.value)))
+            stored |= {"running", "crashed"}
+        stmt = stmt.where(Run.status.in_(sorted(stored)))
     if run_ids is not None:
         stmt = stmt.where(Run.id.in_(list(run_ids)))
     if name is not None:
@@ -101,18 +120,13 @@ def filter_runs(
             stmt = stmt.where(Run.name.like(_like(name), escape="\\"))
         else:
             stmt = stmt.where(Run.name == name)
+    tag, param = TAGS.c, PARAMS.c
     for key, value in (tags or {}).items():
-        stmt = stmt.where(
-            exists(select(Tag.run_id).where(and_(Tag.run_id == Run.id, Tag.key == key, Tag.value == value)))
-        )
+        stmt = stmt.where(exists(select(tag.run_id).where(and_(tag.run_id == Run.id, tag.key == key, tag.value == value))))
     for key, value in (params or {}).items():
-        text = json.dumps(value, ensure_ascii=False, default=repr)
+        text = json.dumps(value, ensure_ascii=False, default=repr)  # as tracker.schema.JSONText writes it
         stmt = stmt.where(
-            exists(
-                select(Param.run_id).where(
-                    and_(Param.run_id == Run.id, Param.key == key, Param.value.cast(Param.value.type.impl) == text)
-                )
-            )
+            exists(select(param.run_id).where(and_(param.run_id == Run.id, param.key == key, param.value == text)))
         )
     return stmt
 
@@ -147,7 +161,7 @@ def runs_statement(
     if order.key is None:
         stmt = stmt.order_by(*order.columns)
     else:
-        metric = RunMetric.__table__.alias("sort_metric")
+        metric = RUN_METRICS.alias("sort_metric")
         value = metric.c[order.value_column]
         epoch = metric.c[order.value_column + "_epoch"]
         stmt = (
