@@ -152,7 +152,7 @@ def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None
     with engine.connect() as conn:
         result = conn.execute(stmt)
         columns = list(result.keys())
-        rows = [list(row) for row in result]
+        rows = [list(row) for row in result.all()]
     _emit_rows(columns, apply_liveness(columns, rows, list(status) or None), fmt)
 
 

@@ -129,12 +129,12 @@ class Store(DecisionQueries):
         with self.engine.connect() as conn:
             result = conn.execute(stmt)
             columns = list(result.keys())
-            rows = [list(r) for r in result]
+            rows = [list(r) for r in result.all()]
         wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
         rows = apply_liveness(columns, rows, wanted, timeout=self.heartbeat_timeout)
         frame = pd.DataFrame(rows, columns=columns)
         for column in ("started_at", "ended_at", "heartbeat_at"):
-            frame[column] = pd.to_datetime(frame[column])
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
         if order.key is not None:
             frame[f"{order.key}_epoch"] = frame[f"{order.key}_epoch"].astype("Int64")
         return frame
