@@ -97,17 +97,13 @@ def apply_liveness(
 ) -> list[list[Any]]:
     """Rewrite the ``status`` of listed runs, then keep rows whose status is ``wanted``."""
     index = {c: i for i, c in enumerate(columns)}
+    st, host, pid, started, beat = (index[c] for c in ("status", "host", "pid", "started_at", "heartbeat_at"))
     out = []
     for row in rows:
-        status = getattr(row[index["status"]], "value", row[index["status"]])
-        row[index["status"]] = effective_status(
-            status,
-            row[index["host"]],
-            row[index["pid"]],
-            row[index["started_at"]],
-            row[index["heartbeat_at"]],
-            timeout=timeout,
-        )
-        if wanted is None or row[index["status"]] in wanted:
+        status = getattr(row[st], "value", row[st])
+        if status == "running":  # only these can turn out crashed
+            status = effective_status(status, row[host], row[pid], row[started], row[beat], timeout=timeout)
+        row[st] = status
+        if wanted is None or status in wanted:
             out.append(row)
     return out

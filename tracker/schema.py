@@ -140,6 +140,15 @@ class Run(Base):
     """One TrackingCallback instance: every fit, evaluate and predict it saw."""
 
     __tablename__ = "runs"
+    # Covers the listing's columns, so `tracker runs --sort best:KEY` joins
+    # run_metrics to this index and never reads the wide rows (model_config).
+    __table_args__ = (
+        Index(
+            "ix_runs_listing",
+            "id", "name", "status", "started_at", "ended_at", "model_name", "param_count",
+            "host", "pid", "phase_count", "epoch_count", "heartbeat_at",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = mapped_column(String, index=True)
