@@ -98,7 +98,7 @@ class DecisionRecorder:
 
     def _reset(self) -> None:
         self.fingerprints: dict[int, str] = {}
-        self.first_step: dict[int, int | None] = {}
+        self.first_step: dict[tuple[int, str], int | None] = {}
         self.known_lr: dict[str, float | None] = {}
         self.pending: list[_Change] = []
         self.stopped_by: set[int] = set()
@@ -139,8 +139,9 @@ class DecisionRecorder:
         observers.watch(self.tracker)
 
     def epoch_begin(self, epoch: int) -> None:
-        optimizer = next(iter(self.optimizers.values()), None)
-        self.first_step[epoch] = _iterations(optimizer) if optimizer is not None else None
+        # Each optimizer counts its own steps (a GAN's two need not agree).
+        for name, optimizer in self.optimizers.items():
+            self.first_step[(epoch, name)] = _iterations(optimizer)
         self.lr_due = True
 
     def first_batch(self) -> None:
@@ -155,9 +156,9 @@ class DecisionRecorder:
         for change in self.pending:
             change.epoch = epoch
         self._write_changes()
-        first = self.first_step.get(epoch) if epoch is not None else None
         rows = []
         for name, optimizer in self.optimizers.items():
+            first = self.first_step.get((epoch, name)) if epoch is not None else None
             if _is_schedule(optimizer):
                 step = first if first is not None else _iterations(optimizer)
                 lr = _schedule_values(optimizer._learning_rate, [step])[0] if step is not None else None
@@ -182,12 +183,12 @@ class DecisionRecorder:
         return self.fingerprints[epoch]
 
     def _batch_series(self, epoch: int, batches: list[int]) -> None:
-        first = self.first_step.get(epoch)
-        if not batches or first is None:
+        if not batches:
             return
         rows = []
         for name, optimizer in self.optimizers.items():
-            if not _is_schedule(optimizer):
+            first = self.first_step.get((epoch, name))
+            if not _is_schedule(optimizer) or first is None:
                 continue
             steps = [first + b for b in batches]
             rates = _schedule_values(optimizer._learning_rate, steps)
