@@ -90,3 +90,11 @@ def test_sql_value_column_is_usable_and_null_only_for_nan():
 def test_nested_dicts_are_flattened_with_a_slash():
     rows = value_rows({"a": {"b": 1.0, "c": {"d": 2.0}}, "e": 3.0}, epoch_id=1)
     assert [r["key"] for r in rows] == ["a/b", "a/c/d", "e"]
+
+
+def test_a_key_collision_after_flattening_is_not_silent():
+    import tracker
+
+    with pytest.warns(tracker.TrackingWarning, match="flatten to the key 'a/b'"):
+        rows = value_rows({"a/b": 1.0, "a": {"b": 2.0}}, epoch_id=1)
+    assert [(r["key"], r["value"]) for r in rows] == [("a/b", 2.0)]

@@ -76,8 +76,19 @@ def value_rows(logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, A
     rows: dict[str, dict[str, Any]] = {}
     for key, raw in flatten_logs(logs):
         value, bits, text = encode(raw)
+        if key in rows and key not in _collisions:
+            _collisions.add(key)
+            warnings.warn(
+                f"tracker: two logs entries flatten to the key {key!r} (a nested dict and a "
+                "'/'-named key); the later one is stored.",
+                TrackingWarning,
+                stacklevel=2,
+            )
         rows[key] = {**owner, "key": key, "value": value, "bits": bits, "text": text}
     return list(rows.values())
+
+
+_collisions: set[str] = set()
 
 
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
