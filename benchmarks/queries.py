@@ -38,7 +38,7 @@ from tracker.migrate import HEAD_REVISION, open_database
 from tracker.schema import (Base, Batch, BatchValue, Epoch, EpochValue, LRPoint, LRSeries, Param, Phase, PhaseKind,
                             PhaseStatus, PhaseValue, Run, RunMetric, RunStatus, Tag)
 from tracker.summary import upsert_run_metrics
-from tracker.writer import value_rows
+from tracker.values import value_rows
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = ("loss", "mean_absolute_error", "val_loss", "val_mean_absolute_error")

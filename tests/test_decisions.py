@@ -12,26 +12,12 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import guide_data, guide_model
+from conftest import WeightCopies, guide_data, guide_model
 
 from tracker import Store, TrackingCallback
 from tracker.callbacks import LR_SCHEDULE, CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
 
 POSITIONS = ["tracker-first", "tracker-last", "tracker-middle"]
-
-
-class WeightCopies(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.copies = {}
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.copies[epoch] = [np.copy(w) for w in self.model.get_weights()]
-
-    def epoch_of(self, weights):
-        """The latest epoch whose end-of-epoch weights equal ``weights``."""
-        same = [e for e, c in self.copies.items() if all(np.array_equal(a, b) for a, b in zip(c, weights))]
-        return max(same) if same else None
 
 
 class LRTruth(keras.callbacks.Callback):

@@ -4,27 +4,17 @@ import json
 import sqlite3
 import sys
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import guide_data, guide_model
+from conftest import WeightCopies, guide_data, guide_model
 
 from tracker import Store, TrackingCallback, UnknownRunError
 from tracker.callbacks import CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
 from tracker.cli import main
 from tracker.export import export
 from tracker.reports import REPORTS, compare_runs, early_stopping_report, history_report, lr_report
-
-
-class WeightCopies(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.copies = {}
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.copies[epoch] = [np.copy(w) for w in self.model.get_weights()]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def recorded(tmp_path_factory):
     truth["stopped"] = {
         "run_id": cb.run_id,
         "history": history.history,
-        "restored_epoch": max(e for e, c in copies.copies.items() if all(np.array_equal(a, b) for a, b in zip(c, final))),
+        "restored_epoch": copies.epoch_of(final),
         "stopper": stopper,
     }
 

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select
 from tracker.migrate import open_database
 from tracker.schema import Epoch, EpochValue, Phase, PhaseKind, PhaseStatus, Run, RunStatus
 from tracker.values import decode, decode_bits, encode
-from tracker.writer import value_rows
+from tracker.values import value_rows
 
 any_float64 = st.integers(min_value=-(2**63), max_value=2**63 - 1).map(decode_bits)
 

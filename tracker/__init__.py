@@ -15,13 +15,13 @@ from tracker.errors import (
     NotADatabaseError,
     SchemaTooNewError,
     TrackerError,
+    TrackingWarning,
     TrackingWriteError,
     UnknownRunError,
 )
 if TYPE_CHECKING:
     from tracker.store import Store
     from tracker.tracking import TrackingCallback
-    from tracker.writer import TrackingWarning
 
 __all__ = [
     "TrackingCallback",
@@ -49,8 +49,4 @@ def __getattr__(name: str) -> Any:
         from tracker.tracking import TrackingCallback
 
         return TrackingCallback
-    if name == "TrackingWarning":
-        from tracker.writer import TrackingWarning
-
-        return TrackingWarning
     raise AttributeError(f"module 'tracker' has no attribute {name!r}")

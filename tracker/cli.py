@@ -73,6 +73,15 @@ def _db(ctx: click.Context) -> str:
     return (ctx.obj or {}).get("db") or root.params.get("db") or DEFAULT_DB
 
 
+def _existing_url(ctx: click.Context) -> str:
+    """The database URL, refusing a missing or non-SQLite file (never created, never upgraded)."""
+    from tracker.database import check_readable, resolve_url
+
+    url = resolve_url(_db(ctx))
+    check_readable(url)
+    return url
+
+
 def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
     from tracker.store import Store
 
@@ -300,11 +309,10 @@ def upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def current(ctx: click.Context) -> None:
     """Print the database's schema revision and whether it is the newest."""
-    from tracker.database import check_readable, describe, get_engine, resolve_url
+    from tracker.database import describe, get_engine
     from tracker.migrate import current_revision, head_revision
 
-    url = resolve_url(_db(ctx))
-    check_readable(url)
+    url = _existing_url(ctx)
     with get_engine(url).connect() as conn:
         revision = current_revision(conn)
     head = head_revision()
@@ -322,11 +330,10 @@ def current(ctx: click.Context) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Check integrity, the schema revision, and that tables match the models."""
-    from tracker.database import check_readable, describe, get_engine, resolve_url
+    from tracker.database import describe, get_engine
     from tracker.migrate import check_schema
 
-    url = resolve_url(_db(ctx))
-    check_readable(url)
+    url = _existing_url(ctx)
     problems = check_schema(get_engine(url), url)
     if problems:
         raise click.ClickException(f"{describe(url)}: " + "; ".join(problems) + ".")

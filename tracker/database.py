@@ -138,11 +138,3 @@ def get_engine(url: str) -> Engine:
             event.listen(engine, "begin", _on_begin)
         _engines[url] = engine
         return engine
-
-
-def dispose_all() -> None:
-    """Close every pooled connection (used by tests and at interpreter exit)."""
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()

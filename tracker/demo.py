@@ -9,7 +9,6 @@ as in the guide (MSE loss, MAE metric, RMSprop(0.1)).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -106,7 +105,3 @@ def run_demo(db: str, *, epochs: int = 15, verbose: int = 0) -> list[str]:
     run_ids.append(tracking.run_id)
     return run_ids
 
-
-def default_db() -> str:
-    """The database the demo writes when none is given."""
-    return str(Path(os.environ.get("TRACKER_DB", "tracker.db")))

@@ -10,6 +10,7 @@ __all__ = [
     "SchemaTooNewError",
     "UnknownRunError",
     "TrackingWriteError",
+    "TrackingWarning",
 ]
 
 
@@ -39,3 +40,7 @@ class UnknownRunError(TrackerError, LookupError):
 
 class TrackingWriteError(TrackerError):
     """Writing the record failed and the callback runs in strict mode."""
+
+
+class TrackingWarning(UserWarning):
+    """The tracker could not record something; training goes on."""

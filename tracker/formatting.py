@@ -25,8 +25,6 @@ def json_value(value: Any) -> Any:
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    if hasattr(value, "value") and type(value).__module__.startswith("tracker"):
-        return value.value  # our enums
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

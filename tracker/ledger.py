@@ -11,23 +11,20 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from tracker.metadata import environment, jsonable, model_info, optimizer_config
 from tracker.schema import Param, Phase, PhaseKind, PhaseStatus, PhaseValue, Run, RunStatus, Tag
-from tracker.writer import PhaseHandle, TrackingWarning, Writer, value_rows
+from tracker.errors import TrackingWarning
+from tracker.values import utcnow, value_rows
+from tracker.writer import PhaseHandle, Writer
 
 __all__ = ["RunLedger"]
 
 _RUNS, _PHASES, _PHASE_VALUES = Run.__table__, Phase.__table__, PhaseValue.__table__
 _PARAMS, _TAGS = Param.__table__, Tag.__table__
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class RunLedger:
@@ -57,7 +54,7 @@ class RunLedger:
             "id": self.cb.run_id,
             "name": self.cb.run_name if self.cb.run_name is not None else getattr(self.cb.model, "name", None),
             "status": RunStatus.RUNNING,
-            "started_at": _utcnow(),
+            "started_at": utcnow(),
             **env,
         }
         params = [{"run_id": self.cb.run_id, "key": k, "value": v} for k, v in self.cb.run_params.items()]
@@ -76,7 +73,7 @@ class RunLedger:
     def recreate(self) -> list[Any]:
         """Ops that rebuild this run's open state in a fresh file (see Writer._check_file)."""
         row = dict(self.run_row or {
-            "id": self.cb.run_id, "name": self.cb.run_name, "started_at": _utcnow(), **environment()
+            "id": self.cb.run_id, "name": self.cb.run_name, "started_at": utcnow(), **environment()
         })
         row.update(status=RunStatus.RUNNING, ended_at=None)
         ops: list[Any] = [lambda conn: conn.execute(insert(_RUNS).values(**row))]
@@ -137,7 +134,7 @@ class RunLedger:
             "kind": kind,
             "epoch": epoch,
             "status": PhaseStatus.RUNNING,
-            "started_at": _utcnow(),
+            "started_at": utcnow(),
             "keras_params": jsonable(dict(self.cb.params or {})),
             "optimizer_config": optimizer_config(self.cb.model) if kind is PhaseKind.FIT else None,
         }
@@ -173,7 +170,7 @@ class RunLedger:
             self.phases.remove(handle)
         values: dict[str, Any] = {
             "status": status,
-            "ended_at": _utcnow(),
+            "ended_at": utcnow(),
             "batch_count": handle.batch_count,
             "error": error,
         }
@@ -195,7 +192,7 @@ class RunLedger:
             self.run_status = RunStatus.INTERRUPTED
         self.record_model()
         if not self.phases:
-            run_values: dict[str, Any] = {"status": self.run_status, "ended_at": _utcnow()}
+            run_values: dict[str, Any] = {"status": self.run_status, "ended_at": utcnow()}
             if error is not None:
                 run_values["error"] = error
             self.update_run(**run_values)

@@ -100,7 +100,7 @@ def apply_liveness(
     st, host, pid, started, beat = (index[c] for c in ("status", "host", "pid", "started_at", "heartbeat_at"))
     out = []
     for row in rows:
-        status = getattr(row[st], "value", row[st])
+        status = row[st]  # text: runs_statement reads plain columns
         if status == "running":  # only these can turn out crashed
             status = effective_status(status, row[host], row[pid], row[started], row[beat], timeout=timeout)
         row[st] = status

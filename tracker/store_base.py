@@ -21,24 +21,7 @@ __all__ = ["StoreBase"]
 
 
 class StoreBase:
-    """Read runs recorded by TrackingCallback (see ``tracker.Store``).
-
-    Args:
-        db: A file path or an SQLAlchemy URL. Default ``"tracker.db"``. An
-            older schema is upgraded on open.
-
-    Raises:
-        DatabaseNotFoundError: the file does not exist.
-        NotADatabaseError: the file is not a tracker database.
-        SchemaTooNewError: a newer tracker wrote the file.
-
-    Example:
-        ```python
-        store = tracker.Store("runs.db")
-        store.runs()
-        store.epochs(store.resolve("latest"))
-        ```
-    """
+    """Opening, querying and run references for ``tracker.Store`` (see there)."""
 
     def __init__(self, db: str | os.PathLike[str] = DEFAULT_DB, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
         self.engine, self.url = open_database(os.fspath(db), create=False)

@@ -15,7 +15,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import keras
@@ -40,7 +40,9 @@ from tracker.schema import (
     Run,
     Tag,
 )
-from tracker.writer import BATCH, TrackingWarning, Writer, value_rows
+from tracker.errors import TrackingWarning
+from tracker.values import utcnow, value_rows
+from tracker.writer import BATCH, PhaseHandle, Writer
 
 __all__ = ["TrackingCallback"]
 
@@ -56,10 +58,6 @@ _METHOD_KINDS = {
     "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
     "predict": {PhaseKind.PREDICT},
 }
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class TrackingCallback(keras.callbacks.Callback):
@@ -263,14 +261,16 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._epoch_started = _utcnow()
+        self._epoch_started = utcnow()
         self._epoch_batches = []
         try:
             fit = self._ledger.current(PhaseKind.FIT)
-            if fit is not None and fit.epoch is None:
-                fit.epoch = epoch  # the fit's first epoch: above 0 on a resume
+            if fit is not None and fit.initial_epoch is None:
+                fit.initial_epoch = epoch  # the fit's first epoch: above 0 on a resume
                 self._writer.submit(
-                    lambda conn, h=fit: conn.execute(update(_PHASES).where(_PHASES.c.id == h.id).values(initial_epoch=h.epoch))
+                    lambda conn, h=fit: conn.execute(
+                        update(_PHASES).where(_PHASES.c.id == h.id).values(initial_epoch=h.initial_epoch)
+                    )
                 )
             if self._decisions.phase is not None:
                 self._decisions.epoch_begin(epoch)
@@ -278,18 +278,25 @@ class TrackingCallback(keras.callbacks.Callback):
             self._fault(exc, "on_epoch_begin")
 
 
+    def _count_batch(self, handle: PhaseHandle, epoch: int | None, batch: int, logs: Any) -> None:
+        """Number one batch-end hook of ``handle`` and queue its record.
+
+        The one per-batch path of every phase: a counter and an in-memory
+        append, under a lock because Keras may call batch hooks from worker
+        threads (``async_safe``). ``logs`` is copied (or None for predict,
+        whose outputs are never stored).
+        """
+        with self._batch_lock:
+            seq = handle.batch_count
+            handle.batch_count = seq + 1
+            if self.log_batches:
+                self._writer.add_batch((BATCH, handle, seq, epoch, batch, time.perf_counter() - handle.t0, logs))
+
     def on_train_batch_end(self, batch, logs=None):
         try:
-            handle = self._ledger.phases[-1]
-            with self._batch_lock:  # Keras may call this from worker threads (async_safe)
-                seq = handle.batch_count
-                handle.batch_count = seq + 1
-                if self.log_batches:
-                    self._writer.add_batch(
-                        (BATCH, handle, seq, self._epoch, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
-                    )
-                    if self._decisions.has_schedule:
-                        self._epoch_batches.append(batch)
+            self._count_batch(self._ledger.phases[-1], self._epoch, batch, dict(logs) if logs else None)
+            if self.log_batches and self._decisions.has_schedule:
+                self._epoch_batches.append(batch)
             if self._decisions.lr_due:
                 self._decisions.first_batch()
         except Exception as exc:  # noqa: BLE001
@@ -301,7 +308,7 @@ class TrackingCallback(keras.callbacks.Callback):
             if handle is None:
                 return
             epoch_logs = dict(logs) if logs else None
-            started, ended = self._epoch_started, _utcnow()
+            started, ended = self._epoch_started, utcnow()
             fingerprint = self._decisions.epoch_end(epoch, self._epoch_batches)
             run_id = self.run_id
 
@@ -341,14 +348,7 @@ class TrackingCallback(keras.callbacks.Callback):
 
     def on_test_batch_end(self, batch, logs=None):
         try:
-            handle = self._ledger.phases[-1]
-            with self._batch_lock:
-                seq = handle.batch_count
-                handle.batch_count = seq + 1
-                if self.log_batches:
-                    self._writer.add_batch(
-                        (BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, dict(logs) if logs else None)
-                    )
+            self._count_batch(self._ledger.phases[-1], None, batch, dict(logs) if logs else None)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_test_batch_end")
 
@@ -372,9 +372,8 @@ class TrackingCallback(keras.callbacks.Callback):
         try:
             handle = self._ledger.phases[-1]
             shapes = output_shapes(logs or {})
+            self._count_batch(handle, None, batch, None)  # timing only: outputs are never stored
             with self._batch_lock:
-                seq = handle.batch_count
-                handle.batch_count = seq + 1
                 if shapes:
                     first = next(iter(shapes.values()))
                     handle.sample_count += first[0] if first else 1
@@ -384,9 +383,6 @@ class TrackingCallback(keras.callbacks.Callback):
                             handle.output_shapes[key] = list(shape)
                         elif shape:
                             known[0] += shape[0]
-                if self.log_batches:
-                    # Timing only: predict outputs are never stored.
-                    self._writer.add_batch((BATCH, handle, seq, None, batch, time.perf_counter() - handle.t0, None))
         except Exception as exc:  # noqa: BLE001
             self._fault(exc, "on_predict_batch_end")
 

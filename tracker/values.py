@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import math
 import struct
+import warnings
+from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["encode", "decode", "decode_bits", "flatten_logs"]
+from tracker.errors import TrackingWarning
+
+__all__ = ["encode", "decode", "decode_bits", "flatten_logs", "value_rows", "utcnow"]
 
 _PACK = struct.Struct("<d")
 _UNPACK = struct.Struct("<q")
@@ -104,3 +108,30 @@ def flatten_logs(logs: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[st
             yield from flatten_logs(value, prefix=f"{name}/")
         else:
             yield name, value
+
+
+_collisions: set[str] = set()
+
+
+def value_rows(logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
+    """Return one row dict per key of ``logs`` (flattened), with ``owner`` columns added."""
+    if not logs:
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for key, raw in flatten_logs(logs):
+        value, bits, text = encode(raw)
+        if key in rows and key not in _collisions:
+            _collisions.add(key)
+            warnings.warn(
+                f"tracker: two logs entries flatten to the key {key!r} (a nested dict and a "
+                "'/'-named key); the later one is stored.",
+                TrackingWarning,
+                stacklevel=2,
+            )
+        rows[key] = {**owner, "key": key, "value": value, "bits": bits, "text": text}
+    return list(rows.values())
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime that every timestamp column stores."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)

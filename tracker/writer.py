@@ -18,9 +18,8 @@ import threading
 import time
 import warnings
 import weakref
-from datetime import datetime, timezone
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +27,11 @@ from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import OperationalError
 
 from tracker.database import describe, resolve_url, sqlite_path
-from tracker.errors import DatabaseError, TrackingWriteError
+from tracker.errors import DatabaseError, TrackingWarning, TrackingWriteError
 from tracker.schema import Batch, BatchValue, Run
-from tracker.values import encode, flatten_logs
+from tracker.values import utcnow, value_rows
 
-__all__ = ["PhaseHandle", "Writer", "TrackingWarning", "value_rows"]
+__all__ = ["PhaseHandle", "Writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +39,6 @@ BATCH = 0  # tag of the per-batch tuples in the op log
 _BATCHES = Batch.__table__
 _BATCH_VALUES = BatchValue.__table__
 _RUNS = Run.__table__
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-class TrackingWarning(UserWarning):
-    """The tracker could not record something; training goes on."""
 
 
 @dataclass(eq=False)
@@ -58,7 +49,8 @@ class PhaseHandle:
     seq: int
     t0: float
     parent: PhaseHandle | None = None
-    epoch: int | None = None
+    epoch: int | None = None  # validation: the epoch it validates
+    initial_epoch: int | None = None  # fit: the first epoch Keras passed
     id: int | None = None
     batch_count: int = 0
     sample_count: int = 0
@@ -67,28 +59,6 @@ class PhaseHandle:
 
 
 Op = Callable[[Connection], None]
-
-
-def value_rows(logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
-    """Return one row dict per key of ``logs``, with ``owner`` columns added."""
-    if not logs:
-        return []
-    rows: dict[str, dict[str, Any]] = {}
-    for key, raw in flatten_logs(logs):
-        value, bits, text = encode(raw)
-        if key in rows and key not in _collisions:
-            _collisions.add(key)
-            warnings.warn(
-                f"tracker: two logs entries flatten to the key {key!r} (a nested dict and a "
-                "'/'-named key); the later one is stored.",
-                TrackingWarning,
-                stacklevel=2,
-            )
-        rows[key] = {**owner, "key": key, "value": value, "bits": bits, "text": text}
-    return list(rows.values())
-
-
-_collisions: set[str] = set()
 
 
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -154,7 +124,6 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
         self._pending_error: BaseException | None = None
-        self.failed_flushes = 0
         self.dropped_ops = 0
         _live_writers.add(self)
 
@@ -272,7 +241,7 @@ class Writer:
                     self._apply(conn, items, assigned)
                     if self.run_id is not None:
                         conn.execute(
-                            update(_RUNS).where(_RUNS.c.id == self.run_id).values(heartbeat_at=_utcnow())
+                            update(_RUNS).where(_RUNS.c.id == self.run_id).values(heartbeat_at=utcnow())
                         )
             self._last_heartbeat = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - every failure is reported
@@ -283,7 +252,6 @@ class Writer:
                 self._ops.extendleft(reversed(items))
             else:
                 self.dropped_ops += len(items)
-            self.failed_flushes += 1
             self._report(exc, len(items), retry)
             return False
         return True
