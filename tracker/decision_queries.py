@@ -151,28 +151,34 @@ class DecisionQueries(StoreBase):
             .order_by(Run.started_at, Phase.seq, Restore.id)
         )
         frame = self._frame(self._runs_filter(stmt, run))
-        monitors, restored_values, last_values = [], [], []
-        with self.engine.connect() as conn:
-            for row in frame.itertuples(index=False):
-                stoppers = conn.execute(
-                    select(StopDecision.stopper, StopDecision.monitor).where(
-                        StopDecision.phase_id == row.phase_pk, StopDecision.monitor.is_not(None)
+        phase_ids = [int(p) for p in frame["phase_pk"]]
+        epochs = {int(e) for col in ("restored_epoch", "last_epoch") for e in frame[col] if not pd.isna(e)}
+        stoppers: dict[int, list[tuple[str, str]]] = {p: [] for p in phase_ids}
+        values: dict[int, dict[tuple[int, str], tuple[Any, Any]]] = {p: {} for p in phase_ids}
+        if phase_ids:  # two queries for all restores, only the epochs that matter
+            with self.engine.connect() as conn:
+                for phase_id, stopper, monitor in conn.execute(
+                    select(StopDecision.phase_id, StopDecision.stopper, StopDecision.monitor).where(
+                        StopDecision.phase_id.in_(phase_ids), StopDecision.monitor.is_not(None)
                     )
-                ).all()
-                keys = [m for s, m in stoppers if s == row.restored_by] + [m for _, m in stoppers]
-                values = {
-                    (epoch, key): (bits, text)
-                    for epoch, key, bits, text in conn.execute(
-                        select(Epoch.epoch, EpochValue.key, EpochValue.bits, EpochValue.text)
-                        .join(EpochValue, EpochValue.epoch_id == Epoch.id)
-                        .where(Epoch.phase_id == row.phase_pk)
-                    ).all()
-                }
-                available = {key for _, key in values}
-                monitor = next((k for k in keys + ["val_loss", "loss"] if k in available), None)
-                monitors.append(monitor)
-                restored_values.append(_value(values, row.restored_epoch, monitor))
-                last_values.append(_value(values, row.last_epoch, monitor))
+                ):
+                    stoppers[phase_id].append((stopper, monitor))
+                for phase_id, epoch, key, bits, text in conn.execute(
+                    select(Epoch.phase_id, Epoch.epoch, EpochValue.key, EpochValue.bits, EpochValue.text)
+                    .join(EpochValue, EpochValue.epoch_id == Epoch.id)
+                    .where(Epoch.phase_id.in_(phase_ids), Epoch.epoch.in_(sorted(epochs)))
+                ):
+                    values[phase_id][(epoch, key)] = (bits, text)
+        monitors, restored_values, last_values = [], [], []
+        for row in frame.itertuples(index=False):
+            mine = values[row.phase_pk]
+            available = {key for _, key in mine}
+            found = stoppers[row.phase_pk]
+            keys = [m for s, m in found if s == row.restored_by] + [m for _, m in found]
+            monitor = next((k for k in keys + ["val_loss", "loss"] if k in available), None)
+            monitors.append(monitor)
+            restored_values.append(_value(mine, row.restored_epoch, monitor))
+            last_values.append(_value(mine, row.last_epoch, monitor))
         frame["monitor"] = monitors
         frame["value_at_restored"] = pd.Series(restored_values, dtype="float64")
         frame["value_at_last"] = pd.Series(last_values, dtype="float64")
