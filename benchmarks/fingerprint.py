@@ -36,8 +36,8 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tracker.fingerprint import fingerprint_arrays, fingerprint_model  # noqa: E402
-from tracker.tracking import TrackingCallback  # noqa: E402
+from tracker.record.fingerprint import fingerprint_arrays, fingerprint_model  # noqa: E402
+from tracker.record.callback import TrackingCallback  # noqa: E402
 
 SEED = 1234
 GOAL_PCT = 5.0

@@ -36,7 +36,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tracker.tracking import TrackingCallback  # noqa: E402
+from tracker.record.callback import TrackingCallback  # noqa: E402
 
 SEED = 1234
 GOAL_PCT = 2.0

@@ -34,11 +34,11 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 
 from tracker.errors import TrackerError
-from tracker.migrate import HEAD_REVISION, open_database
-from tracker.schema import (Base, Batch, BatchValue, Epoch, EpochValue, LRPoint, LRSeries, Param, Phase, PhaseKind,
+from tracker.db.migrate import HEAD_REVISION, open_database
+from tracker.db.tables import (Base, Batch, BatchValue, Epoch, EpochValue, LRPoint, LRSeries, Param, Phase, PhaseKind,
                             PhaseStatus, PhaseValue, Run, RunMetric, RunStatus, Tag)
-from tracker.summary import upsert_run_metrics
-from tracker.values import value_rows
+from tracker.db.metrics import upsert_run_metrics
+from tracker.db.values import value_rows
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = ("loss", "mean_absolute_error", "val_loss", "val_mean_absolute_error")
@@ -239,7 +239,7 @@ def main() -> None:
     print(verify(engine))
 
     from tracker.reports import compare_runs
-    from tracker.run_filters import runs_statement
+    from tracker.store.filters import runs_statement
     from tracker.store import Store
 
     store, ten, one = Store(path), run_ids[:: max(1, len(run_ids) // 10)][:10], run_ids[len(run_ids) // 2]

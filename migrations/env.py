@@ -13,9 +13,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from tracker.database import DEFAULT_DB, get_engine, resolve_url
-from tracker.migrate import VERSION_TABLE
-from tracker.schema import Base
+from tracker.db.engine import DEFAULT_DB, get_engine, resolve_url
+from tracker.db.migrate import VERSION_TABLE
+from tracker.db.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -24,9 +24,9 @@ def main(url: str) -> int:
 
     from tracker import Store
     from tracker.callbacks import EarlyStoppingAtMinLoss
-    from tracker.migrate import check_schema
+    from tracker.db.migrate import check_schema
     from tracker.reports import compare_runs, early_stopping_report
-    from tracker.tracking import TrackingCallback
+    from tracker.record.callback import TrackingCallback
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 784)).astype("float32")

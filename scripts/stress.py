@@ -110,8 +110,8 @@ def faults(workdir: Path) -> dict[str, bool]:
     from sqlalchemy import event
 
     from tracker import Store
-    from tracker.migrate import open_database
-    from tracker.tracking import TrackingCallback
+    from tracker.db.migrate import open_database
+    from tracker.record.callback import TrackingCallback
 
     rng = np.random.default_rng(0)
     x = rng.random((2048, 784)).astype("float32")

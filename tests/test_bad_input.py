@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tracker
 from tracker import NotADatabaseError, SchemaTooNewError, Store, TrackingCallback
-from tracker.migrate import VERSION_TABLE, open_database
+from tracker.db.migrate import VERSION_TABLE, open_database
 
 
 def bits(x):

@@ -13,7 +13,7 @@ from conftest import guide_data, guide_model
 
 from tracker import TrackingCallback
 from tracker.cli import main
-from tracker.migrate import VERSION_TABLE
+from tracker.db.migrate import VERSION_TABLE
 
 REPO = Path(__file__).resolve().parent.parent
 

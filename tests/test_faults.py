@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 import tracker
 from tracker import Store, TrackingCallback, TrackingWriteError
-from tracker.migrate import open_database
+from tracker.db.migrate import open_database
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_forever.py"
 

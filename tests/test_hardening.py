@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tracker import Store
-from tracker.liveness import effective_status
+from tracker.store.liveness import effective_status
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_forever.py"
 

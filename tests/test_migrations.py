@@ -13,8 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from tracker import NotADatabaseError, SchemaTooNewError, Store
-from tracker.migrate import HEAD_REVISION, VERSION_TABLE, alembic_config, head_revision, open_database
-from tracker.schema import Base
+from tracker.db.migrate import HEAD_REVISION, VERSION_TABLE, alembic_config, head_revision, open_database
+from tracker.db.tables import Base
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -233,7 +233,7 @@ def test_runs_command_imports_neither_pandas_nor_keras_nor_the_orm(recorded):
         "from tracker.cli import main\n"
         f"main(['--db', {path!r}, 'runs', '--sort', 'best:loss'], standalone_mode=False)\n"
         "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'tensorflow', 'keras', 'alembic')\n"
-        "                      or m.startswith('sqlalchemy.orm') or m == 'tracker.schema'))\n"
+        "                      or m.startswith('sqlalchemy.orm') or m == 'tracker.db.tables'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in result.stdout

@@ -70,8 +70,8 @@ def test_batches_rejects_an_unknown_phase_name(two_runs):
 
 
 def test_the_light_table_clauses_of_run_filters_match_the_models():
-    from tracker.run_filters import PARAMS, RUN_METRICS, RUN_STATUSES, RUNS, TAGS
-    from tracker.schema import Base, RunStatus
+    from tracker.store.filters import PARAMS, RUN_METRICS, RUN_STATUSES, RUNS, TAGS
+    from tracker.db.tables import Base, RunStatus
 
     for clause in (RUNS, PARAMS, TAGS, RUN_METRICS):
         model_columns = set(Base.metadata.tables[clause.name].columns.keys())

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from tracker.migrate import open_database
-from tracker.schema import Epoch, EpochValue, Phase, PhaseKind, PhaseStatus, Run, RunStatus
-from tracker.values import decode, decode_bits, encode
-from tracker.values import value_rows
+from tracker.db.migrate import open_database
+from tracker.db.tables import Epoch, EpochValue, Phase, PhaseKind, PhaseStatus, Run, RunStatus
+from tracker.db.values import decode, decode_bits, encode
+from tracker.db.values import value_rows
 
 any_float64 = st.integers(min_value=-(2**63), max_value=2**63 - 1).map(decode_bits)
 

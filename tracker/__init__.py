@@ -21,7 +21,7 @@ from tracker.errors import (
 )
 if TYPE_CHECKING:
     from tracker.store import Store
-    from tracker.tracking import TrackingCallback
+    from tracker.record.callback import TrackingCallback
 
 __all__ = [
     "TrackingCallback",
@@ -46,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
         return Store
     if name == "TrackingCallback":
-        from tracker.tracking import TrackingCallback
+        from tracker.record.callback import TrackingCallback
 
         return TrackingCallback
     raise AttributeError(f"module 'tracker' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tracker.database import DEFAULT_DB
+from tracker.db.engine import DEFAULT_DB
 from tracker.errors import TrackerError
 
 __all__ = ["main"]
@@ -75,7 +75,7 @@ def _db(ctx: click.Context) -> str:
 
 def _existing_url(ctx: click.Context) -> str:
     """The database URL, refusing a missing or non-SQLite file (never created, never upgraded)."""
-    from tracker.database import check_readable, resolve_url
+    from tracker.db.engine import check_readable, resolve_url
 
     url = resolve_url(_db(ctx))
     check_readable(url)
@@ -144,8 +144,8 @@ def main(ctx: click.Context, db: str) -> None:
 def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None, tags: tuple[str, ...],
          params: tuple[str, ...], sort: str | None, limit: int | None) -> None:
     """List runs, filtered and sorted (best:val_loss sorts by the best val_loss)."""
-    from tracker.migrate import open_database
-    from tracker.run_filters import runs_statement
+    from tracker.db.migrate import open_database
+    from tracker.store.filters import runs_statement
 
     stmt, _ = runs_statement(
         status=list(status) or None,
@@ -155,7 +155,7 @@ def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None
         sort=sort,
         limit=limit,
     )
-    from tracker.liveness import apply_liveness
+    from tracker.store.liveness import apply_liveness
 
     engine, _ = open_database(_db(ctx), create=False)
     with engine.connect() as conn:
@@ -297,8 +297,8 @@ def db() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Create the database or upgrade it to the newest schema."""
-    from tracker.database import describe
-    from tracker.migrate import head_revision, open_database
+    from tracker.db.engine import describe
+    from tracker.db.migrate import head_revision, open_database
 
     _, url = open_database(_db(ctx))
     click.echo(f"{describe(url)} is at schema revision {head_revision()} (head).")
@@ -309,8 +309,8 @@ def upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def current(ctx: click.Context) -> None:
     """Print the database's schema revision and whether it is the newest."""
-    from tracker.database import describe, get_engine
-    from tracker.migrate import current_revision, head_revision
+    from tracker.db.engine import describe, get_engine
+    from tracker.db.migrate import current_revision, head_revision
 
     url = _existing_url(ctx)
     with get_engine(url).connect() as conn:
@@ -330,8 +330,8 @@ def current(ctx: click.Context) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Check integrity, the schema revision, and that tables match the models."""
-    from tracker.database import describe, get_engine
-    from tracker.migrate import check_schema
+    from tracker.db.engine import describe, get_engine
+    from tracker.db.migrate import check_schema
 
     url = _existing_url(ctx)
     problems = check_schema(get_engine(url), url)
@@ -350,7 +350,7 @@ def demo(ctx: click.Context, n_epochs: int) -> None:
     Runs the guide's early-stopping and learning-rate examples, then prints
     the runs and the path of the database.
     """
-    from tracker.database import describe, resolve_url
+    from tracker.db.engine import describe, resolve_url
     from tracker.demo import run_demo
 
     path = _db(ctx)

@@ -61,7 +61,7 @@ def run_demo(db: str, *, epochs: int = 15, verbose: int = 0) -> list[str]:
     import keras
 
     from tracker.callbacks import CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
-    from tracker.tracking import TrackingCallback
+    from tracker.record.callback import TrackingCallback
 
     keras.utils.set_random_seed(0)
     x_train, y_train, x_test, y_test = load_digits_784()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tracker.run_filters import maximised
+from tracker.store.filters import maximised
 
 __all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report", "REPORTS", "run_labels"]
 
@@ -65,7 +65,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     """
     from sqlalchemy import select
 
-    from tracker.schema import LRPoint, LRSeries, Param, Phase, Restore, RunMetric, StopDecision
+    from tracker.db.tables import LRPoint, LRSeries, Param, Phase, Restore, RunMetric, StopDecision
 
     run_ids = list(dict.fromkeys(_resolve_all(store, runs)))
     listing = store.runs(run_ids=run_ids).set_index("run_id")

@@ -10,7 +10,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tracker.tracking import TrackingCallback  # noqa: E402
+from tracker.record.callback import TrackingCallback  # noqa: E402
 
 
 class Slow(keras.callbacks.Callback):

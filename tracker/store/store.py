@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import and_, func, select
 
-from tracker.run_queries import RunQueries
-from tracker.liveness import apply_liveness
-from tracker.run_filters import runs_statement
-from tracker.schema import Batch, BatchValue, Epoch, EpochValue, Phase, PhaseKind
+from tracker.store.runs import RunQueries
+from tracker.store.liveness import apply_liveness
+from tracker.store.filters import runs_statement
+from tracker.db.tables import Batch, BatchValue, Epoch, EpochValue, Phase, PhaseKind
 
 __all__ = ["Store", "decode_values"]
 
@@ -113,7 +113,7 @@ class Store(RunQueries):
 
         Columns: ``run_id``, ``name``, ``status`` (running, finished, failed,
         interrupted, crashed: a ``running`` run whose process is gone, see
-        ``tracker.liveness``), ``started_at`` and ``ended_at`` (UTC),
+        ``tracker.store.liveness``), ``started_at`` and ``ended_at`` (UTC),
         ``model_name``, ``param_count``, ``host``, ``pid``, ``phases``
         (fit/evaluate/predict calls), ``epochs`` (epochs finished),
         ``heartbeat_at`` (the writer's last sign of life); with a

@@ -1,7 +1,7 @@
 """Recording decisions within a fit: LR changes and series, stops, restores.
 
 A ``DecisionRecorder`` belongs to one TrackingCallback. The observers in
-``tracker.observers`` tell it about LR assignments, ``stop_training`` and
+``tracker.record.observers`` tell it about LR assignments, ``stop_training`` and
 ``set_weights`` as they happen; the callback's hooks tell it where the fit
 is. Everything is written through the callback's ordered writer.
 """
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection, insert
 
-from tracker import observers
-from tracker.fingerprint import fingerprint_model
-from tracker.schema import LRChange, LRPoint, LRSeries, Restore, StopDecision
+from tracker.record import observers
+from tracker.record.fingerprint import fingerprint_model
+from tracker.db.tables import LRChange, LRPoint, LRSeries, Restore, StopDecision
 
 if TYPE_CHECKING:
-    from tracker.writer import PhaseHandle
+    from tracker.record.writer import PhaseHandle
 
 __all__ = ["DecisionRecorder", "find_optimizers"]
 

@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from tracker.decision_queries import DecisionQueries
-from tracker.liveness import effective_status
-from tracker.run_filters import maximised
-from tracker.schema import Param, Phase, PhaseKind, Run, RunMetric, Tag
+from tracker.store.decisions import DecisionQueries
+from tracker.store.liveness import effective_status
+from tracker.store.filters import maximised
+from tracker.db.tables import Param, Phase, PhaseKind, Run, RunMetric, Tag
 
 __all__ = ["RunQueries"]
 

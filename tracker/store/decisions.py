@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Select, select
 
-from tracker.schema import Epoch, EpochValue, LRChange, LRSeries, Phase, Restore, Run, StopDecision
-from tracker.store_base import StoreBase
+from tracker.db.tables import Epoch, EpochValue, LRChange, LRSeries, Phase, Restore, Run, StopDecision
+from tracker.store.base import StoreBase
 
 __all__ = ["DecisionQueries"]
 
@@ -186,7 +186,7 @@ class DecisionQueries(StoreBase):
 
 
 def _value(values: dict[tuple[int, str], tuple[Any, Any]], epoch: Any, key: str | None) -> float:
-    from tracker.values import decode
+    from tracker.db.values import decode
 
     if key is None or epoch is None or pd.isna(epoch):
         return float("nan")

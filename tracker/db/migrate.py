@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 
-from tracker.database import check_not_foreign, check_readable, describe, get_engine, resolve_url, sqlite_path
+from tracker.db.engine import check_not_foreign, check_readable, describe, get_engine, resolve_url, sqlite_path
 from tracker.errors import DatabaseError, NotADatabaseError, SchemaTooNewError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def script_location() -> Path:
         for location in spec.submodule_search_locations:
             if (Path(location) / "env.py").exists():
                 return Path(location)
-    repo = Path(__file__).resolve().parent.parent / "migrations"
+    repo = Path(__file__).resolve().parents[2] / "migrations"
     if (repo / "env.py").exists():
         return repo
     raise DatabaseError("The tracker's migration scripts are missing; reinstall the package.")
@@ -207,7 +207,7 @@ def check_schema(engine: Engine, url: str) -> list[str]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from tracker.schema import Base
+    from tracker.db.tables import Base
 
     problems: list[str] = []
     with engine.connect() as conn:

@@ -3,7 +3,7 @@
 A ``RunLedger`` belongs to one TrackingCallback. It keeps the stack of open
 phases (fit, with validation passes nested inside it; evaluate; predict),
 numbers them, and queues the writes that create, update and close the run
-and phase rows. See ``tracker.tracking`` for the hooks that drive it.
+and phase rows. See ``tracker.record.callback`` for the hooks that drive it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from tracker.metadata import environment, jsonable, model_info, optimizer_config
-from tracker.schema import Param, Phase, PhaseKind, PhaseStatus, PhaseValue, Run, RunStatus, Tag
+from tracker.record.environment import environment, jsonable, model_info, optimizer_config
+from tracker.db.tables import Param, Phase, PhaseKind, PhaseStatus, PhaseValue, Run, RunStatus, Tag
 from tracker.errors import TrackingWarning
-from tracker.values import utcnow, value_rows
-from tracker.writer import PhaseHandle, Writer
+from tracker.db.values import utcnow, value_rows
+from tracker.record.writer import PhaseHandle, Writer
 
 __all__ = ["RunLedger"]
 

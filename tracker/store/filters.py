@@ -110,7 +110,7 @@ def filter_runs(
         stored = set(wanted)
         if stored & {"running", "crashed"}:
             # Whether a running run has crashed is decided after reading
-            # (tracker.liveness), so both are fetched and filtered then.
+            # (tracker.store.liveness), so both are fetched and filtered then.
             stored |= {"running", "crashed"}
         stmt = stmt.where(Run.status.in_(sorted(stored)))
     if run_ids is not None:
@@ -124,7 +124,7 @@ def filter_runs(
     for key, value in (tags or {}).items():
         stmt = stmt.where(exists(select(tag.run_id).where(and_(tag.run_id == Run.id, tag.key == key, tag.value == value))))
     for key, value in (params or {}).items():
-        text = json.dumps(value, ensure_ascii=False, default=repr)  # as tracker.schema.JSONText writes it
+        text = json.dumps(value, ensure_ascii=False, default=repr)  # as tracker.db.tables.JSONText writes it
         stmt = stmt.where(
             exists(select(param.run_id).where(and_(param.run_id == Run.id, param.key == key, param.value == text)))
         )

@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Select, select
 
-from tracker.database import DEFAULT_DB
+from tracker.db.engine import DEFAULT_DB
 from tracker.errors import UnknownRunError
-from tracker.liveness import HEARTBEAT_TIMEOUT
-from tracker.migrate import open_database
-from tracker.schema import Run
+from tracker.store.liveness import HEARTBEAT_TIMEOUT
+from tracker.db.migrate import open_database
+from tracker.db.tables import Run
 
 __all__ = ["StoreBase"]
 

@@ -6,7 +6,7 @@ reported as ``crashed``:
 * on the same host, at once, when its pid is gone (or is a zombie, or has
   been reused by a process that started after the run);
 * from another host, when its heartbeat (written by the background writer
-  while a phase is open, see ``tracker.writer``) is older than
+  while a phase is open, see ``tracker.record.writer``) is older than
   ``heartbeat_timeout`` seconds.
 
 Nothing is written: the status is worked out each time runs are read.

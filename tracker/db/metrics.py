@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, or_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tracker.schema import RunMetric
+from tracker.db.tables import RunMetric
 
 __all__ = ["upsert_run_metrics"]
 

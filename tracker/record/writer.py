@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import OperationalError
 
-from tracker.database import describe, resolve_url, sqlite_path
+from tracker.db.engine import describe, resolve_url, sqlite_path
 from tracker.errors import DatabaseError, TrackingWarning, TrackingWriteError
-from tracker.schema import Batch, BatchValue, Run
-from tracker.values import utcnow, value_rows
+from tracker.db.tables import Batch, BatchValue, Run
+from tracker.db.values import utcnow, value_rows
 
 __all__ = ["PhaseHandle", "Writer"]
 
@@ -156,7 +156,7 @@ class Writer:
     def open(self) -> Engine:
         """Open (and migrate) the database now; raise DatabaseError on failure."""
         if self._engine is None:
-            from tracker.migrate import open_database
+            from tracker.db.migrate import open_database
 
             self._engine, self.url = open_database(self.db)
             self._identity = self._file_identity()

@@ -1,7 +1,7 @@
 """TrackingCallback: one instance is one run, recorded into SQLite.
 
-Data path: this callback → ``tracker.writer`` (buffered, ordered ops) →
-``tracker.schema`` tables. Per batch the callback only appends a tuple to an
+Data path: this callback → ``tracker.record.writer`` (buffered, ordered ops) →
+``tracker.db.tables`` tables. Per batch the callback only appends a tuple to an
 in-memory queue; disk writes happen at phase begin/end, at epoch end and in a
 background flusher.
 """
@@ -21,15 +21,15 @@ from typing import Any
 import keras
 from sqlalchemy import Connection, insert, update
 
-from tracker import calls, observers
-from tracker.decisions import DecisionRecorder
-from tracker.ledger import RunLedger
-from tracker.summary import upsert_run_metrics
-from tracker.database import DEFAULT_DB
+from tracker.record import calls, observers
+from tracker.record.decisions import DecisionRecorder
+from tracker.record.ledger import RunLedger
+from tracker.db.metrics import upsert_run_metrics
+from tracker.db.engine import DEFAULT_DB
 from tracker.errors import TrackingWriteError, UnknownRunError
-from tracker.resume import find_run_to_resume
-from tracker.metadata import output_shapes
-from tracker.schema import (
+from tracker.record.resume import find_run_to_resume
+from tracker.record.environment import output_shapes
+from tracker.db.tables import (
     Epoch,
     EpochValue,
     Param,
@@ -41,8 +41,8 @@ from tracker.schema import (
     Tag,
 )
 from tracker.errors import TrackingWarning
-from tracker.values import utcnow, value_rows
-from tracker.writer import BATCH, PhaseHandle, Writer
+from tracker.db.values import utcnow, value_rows
+from tracker.record.writer import BATCH, PhaseHandle, Writer
 
 __all__ = ["TrackingCallback"]
 
@@ -195,7 +195,7 @@ class TrackingCallback(keras.callbacks.Callback):
     def _flush(self) -> None:
         self._writer.flush()
 
-    # -- told by tracker.calls and tracker.observers ------------------------------------
+    # -- told by tracker.record.calls and tracker.record.observers ------------------------------------
 
     def _before_call(self, method: str, callbacks: list[Any]) -> None:
         if method == "fit":
@@ -227,7 +227,7 @@ class TrackingCallback(keras.callbacks.Callback):
     def _on_call_failed(self, method: str, exc: BaseException) -> None:
         """Close the phases of a failing ``fit``/``evaluate``/``predict`` call.
 
-        Called by ``tracker.calls`` because Keras skips the end hooks when
+        Called by ``tracker.record.calls`` because Keras skips the end hooks when
         a call raises.
         """
         kinds = _METHOD_KINDS.get(method, set())

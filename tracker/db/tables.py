@@ -5,7 +5,7 @@ The schema is created and changed only by the Alembic revisions in
 migrations agree. Numbers are stored twice: ``value`` (a float64 for SQL
 sorting and aggregates, NULL for NaN because SQLite turns NaN into NULL and
 -0.0 into 0.0) and ``bits`` (the IEEE-754 bit pattern as a signed 64-bit
-integer, which is the exact value). See ``tracker.values``.
+integer, which is the exact value). See ``tracker.db.values``.
 """
 
 from __future__ import annotations

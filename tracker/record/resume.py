@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 
 from tracker.errors import UnknownRunError
-from tracker.schema import Phase, Run, RunStatus
+from tracker.db.tables import Phase, Run, RunStatus
 
 __all__ = ["find_run_to_resume"]
 
