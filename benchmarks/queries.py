@@ -36,7 +36,7 @@ from sqlalchemy import delete, func, insert, select
 from tracker.errors import TrackerError
 from tracker.db.migrate import HEAD_REVISION, open_database
 from tracker.db.tables import (Base, Batch, BatchValue, Epoch, EpochValue, LRPoint, LRSeries, Param, Phase, PhaseKind,
-                            PhaseStatus, PhaseValue, Run, RunMetric, RunStatus, Tag)
+                            Status, PhaseValue, Run, RunMetric, Status, Tag)
 from tracker.db.metrics import upsert_run_metrics
 from tracker.db.values import value_rows
 
@@ -109,7 +109,7 @@ def generate(path: str, n_runs: int, n_epochs: int, sweep: str) -> None:
                 phase_end = start + timedelta(seconds=1 + 2 * n_epochs + 0.3)
                 end = phase_end + timedelta(milliseconds=50)
                 rows["runs"].append({
-                    "id": rid, "name": f"sweep-{i:05d}", "status": RunStatus.FINISHED, "started_at": start,
+                    "id": rid, "name": f"sweep-{i:05d}", "status": Status.FINISHED, "started_at": start,
                     "ended_at": end, "host": "bench", "pid": 4000 + i % 997, "versions": VERSIONS,
                     "model_name": "sequential", "model_config": MODEL_CONFIG, "param_count": 785,
                     "trainable_param_count": 785, "non_trainable_param_count": 0, "phase_count": 1,
@@ -118,7 +118,7 @@ def generate(path: str, n_runs: int, n_epochs: int, sweep: str) -> None:
                 rows["tags"].append({"run_id": rid, "key": "sweep", "value": sweep})
                 rows["phases"].append({
                     "id": phase_id, "run_id": rid, "seq": 0, "kind": PhaseKind.FIT, "parent_id": None, "epoch": None,
-                    "status": PhaseStatus.FINISHED, "started_at": start + timedelta(microseconds=40),
+                    "status": Status.FINISHED, "started_at": start + timedelta(microseconds=40),
                     "ended_at": phase_end, "keras_params": {"verbose": 0, "epochs": n_epochs, "steps": STEPS},
                     "optimizer_config": {"class_name": "Adam", "config": {"name": "adam", "learning_rate": lr32,
                                          "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}},

@@ -71,9 +71,9 @@ def test_batches_rejects_an_unknown_phase_name(two_runs):
 
 def test_the_light_table_clauses_of_run_filters_match_the_models():
     from tracker.store.filters import PARAMS, RUN_METRICS, RUN_STATUSES, RUNS, TAGS
-    from tracker.db.tables import Base, RunStatus
+    from tracker.db.tables import Base, Status
 
     for clause in (RUNS, PARAMS, TAGS, RUN_METRICS):
         model_columns = set(Base.metadata.tables[clause.name].columns.keys())
         assert set(clause.columns.keys()) <= model_columns, clause.name
-    assert set(RUN_STATUSES) == {s.value for s in RunStatus}
+    assert set(RUN_STATUSES) == {s.value for s in Status}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
 from tracker.db.migrate import open_database
-from tracker.db.tables import Epoch, EpochValue, Phase, PhaseKind, PhaseStatus, Run, RunStatus
+from tracker.db.tables import Epoch, EpochValue, Phase, PhaseKind, Run, Status
 from tracker.db.values import decode, decode_bits, encode
 from tracker.db.values import value_rows
 
@@ -28,9 +28,9 @@ def epoch_row(tmp_path_factory):
     engine, _ = open_database(str(tmp_path_factory.mktemp("values") / "v.db"))
     now = datetime(2026, 1, 1)
     with engine.begin() as conn:
-        conn.execute(insert(Run).values(id="r" * 32, status=RunStatus.RUNNING, started_at=now))
+        conn.execute(insert(Run).values(id="r" * 32, status=Status.RUNNING, started_at=now))
         phase_id = conn.execute(
-            insert(Phase).values(run_id="r" * 32, seq=0, kind=PhaseKind.FIT, status=PhaseStatus.RUNNING, started_at=now)
+            insert(Phase).values(run_id="r" * 32, seq=0, kind=PhaseKind.FIT, status=Status.RUNNING, started_at=now)
         ).inserted_primary_key[0]
         epoch_id = conn.execute(insert(Epoch).values(phase_id=phase_id, epoch=0, ended_at=now)).inserted_primary_key[0]
     return engine, epoch_id

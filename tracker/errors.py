@@ -7,6 +7,7 @@ __all__ = [
     "DatabaseError",
     "NotADatabaseError",
     "DatabaseNotFoundError",
+    "SchemaOutdatedError",
     "SchemaTooNewError",
     "UnknownRunError",
     "TrackingWriteError",
@@ -28,6 +29,10 @@ class NotADatabaseError(DatabaseError):
 
 class DatabaseNotFoundError(DatabaseError):
     """A read was asked of a database file that does not exist."""
+
+
+class SchemaOutdatedError(DatabaseError):
+    """The database has an older schema; reading it needs ``tracker db upgrade`` first."""
 
 
 class SchemaTooNewError(DatabaseError):

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -19,7 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from tracker.errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError
 
-__all__ = ["DEFAULT_DB", "resolve_url", "get_engine", "check_readable", "describe"]
+__all__ = ["DEFAULT_DB", "resolve_url", "get_engine", "readonly_url", "check_readable", "describe", "sqlite_path"]
 
 DEFAULT_DB = "tracker.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -122,19 +123,46 @@ def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def get_engine(url: str) -> Engine:
-    """Return the process-wide engine for ``url``, creating it on first use."""
+def _on_connect_readonly(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
+def readonly_url(url: str) -> str:
+    """The URL that opens ``url`` for reading only (SQLite: ``mode=ro``; servers: read-only transactions)."""
+    path = sqlite_path(url)
+    if path is None:
+        return url
+    return f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
+
+
+def get_engine(url: str, *, readonly: bool = False) -> Engine:
+    """Return the process-wide engine for ``url``, creating it on first use.
+
+    With ``readonly``, SQLite files are opened with ``mode=ro`` (nothing can
+    write the file, not even a checkpoint) and server connections run
+    read-only transactions.
+    """
+    key = ("ro:" if readonly else "") + url
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is not None:
             return engine
         parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, object] = {}
-        if parsed.get_backend_name() == "sqlite":
+        if sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
-        engine = create_engine(url, **kwargs)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(engine, "connect", _on_connect)
+        elif readonly and parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        engine = create_engine(readonly_url(url) if readonly else url, **kwargs)
+        if sqlite:
+            event.listen(engine, "connect", _on_connect_readonly if readonly else _on_connect)
             event.listen(engine, "begin", _on_begin)
-        _engines[url] = engine
+        _engines[key] = engine
         return engine

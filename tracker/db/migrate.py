@@ -19,7 +19,7 @@ from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 
 from tracker.db.engine import check_not_foreign, check_readable, describe, get_engine, resolve_url, sqlite_path
-from tracker.errors import DatabaseError, NotADatabaseError, SchemaTooNewError
+from tracker.errors import DatabaseError, NotADatabaseError, SchemaOutdatedError, SchemaTooNewError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,6 +33,7 @@ __all__ = [
     "head_revision",
     "current_revision",
     "open_database",
+    "open_for_reading",
     "upgrade",
 ]
 
@@ -41,7 +42,7 @@ VERSION_TABLE = "tracker_schema_version"
 # The newest revision in migrations/versions. Opening a database already at
 # this revision needs no Alembic import (it costs ~0.3 s of CLI start-up);
 # tests/test_migrations.py checks it against Alembic's head.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 @lru_cache(maxsize=1)
@@ -199,6 +200,49 @@ def open_database(db: str, *, create: bool = True) -> tuple[Engine, str]:
     except (OperationalError, SADatabaseError) as exc:
         raise _friendly(exc, url) from None
     return engine, url
+
+
+def open_for_reading(db: str, *, upgrade_schema: bool = False) -> tuple[Engine, str]:
+    """Return ``(engine, url)`` of an existing database, opened read-only and never migrated.
+
+    Args:
+        db: A file path or an SQLAlchemy URL.
+        upgrade_schema: Upgrade an older schema first (opening it for writing).
+            Default False: an older schema is refused instead.
+
+    Raises:
+        DatabaseNotFoundError: the file does not exist.
+        NotADatabaseError: the file is not SQLite, or holds no tracker schema.
+        SchemaOutdatedError: the schema is older than this tracker's.
+        SchemaTooNewError: a newer tracker wrote the database.
+        DatabaseError: it cannot be read, in one sentence.
+    """
+    if upgrade_schema:
+        engine, url = open_database(db, create=False)
+        return get_engine(url, readonly=True), url
+    url = resolve_url(db)
+    check_readable(url)
+    engine = get_engine(url, readonly=True)
+    try:
+        with engine.connect() as conn:
+            revision = _quick_revision(conn)
+            if revision is None:
+                revision = current_revision(conn) if _has_version_table(conn) else None
+    except (OperationalError, SADatabaseError) as exc:
+        raise _friendly(exc, url) from None
+    if revision == HEAD_REVISION:
+        return engine, url
+    if revision is None:
+        raise NotADatabaseError(f"{describe(url)} holds no tracker runs (no tracker schema); check the path.")
+    _check_known(revision, url)
+    raise SchemaOutdatedError(
+        f"{describe(url)} has the older schema revision {revision} (this tracker reads {HEAD_REVISION}); "
+        f"run 'tracker --db {db} db upgrade' to upgrade it. Reading never changes the file."
+    )
+
+
+def _has_version_table(conn: Connection) -> bool:
+    return VERSION_TABLE in inspect(conn).get_table_names()
 
 
 def check_schema(engine: Engine, url: str) -> list[str]:

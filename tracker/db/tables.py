@@ -2,15 +2,14 @@
 
 The schema is created and changed only by the Alembic revisions in
 ``migrations/``; ``tests/test_migrations.py`` checks that these models and the
-migrations agree. Numbers are stored twice: ``value`` (a float64 for SQL
-sorting and aggregates, NULL for NaN because SQLite turns NaN into NULL and
--0.0 into 0.0) and ``bits`` (the IEEE-754 bit pattern as a signed 64-bit
-integer, which is the exact value). See ``tracker.db.values``.
+migrations agree. Logged values are stored bit-exact (``tracker.db.values``):
+epoch and phase values one row per key, with a float64 ``value`` for SQL and
+the IEEE-754 ``bits`` only where the float cannot carry them (NaN, -0.0);
+batch values packed into one row per batch. Key names live once, in ``keys``.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 from datetime import datetime
 from typing import Any
@@ -25,28 +24,33 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tracker.status import LRPoint, PhaseKind, Status
+
 __all__ = [
     "Base",
-    "RunStatus",
+    "Status",
     "PhaseKind",
-    "PhaseStatus",
     "Run",
     "Param",
     "Tag",
     "Phase",
+    "Key",
+    "KeySet",
     "Epoch",
     "Batch",
+    "BatchExtra",
     "EpochValue",
-    "BatchValue",
     "PhaseValue",
     "LRPoint",
     "LRChange",
@@ -93,33 +97,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class RunStatus(str, enum.Enum):
-    """Where a run stands: ``running`` while a phase is open."""
-
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    CRASHED = "crashed"
-
-
-class PhaseKind(str, enum.Enum):
-    """Which Keras call a phase is; ``validation`` is the evaluate inside fit."""
-
-    FIT = "fit"
-    VALIDATION = "validation"
-    EVALUATE = "evaluate"
-    PREDICT = "predict"
-
-
-class PhaseStatus(str, enum.Enum):
-    """Where a phase stands."""
-
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    CRASHED = "crashed"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -152,7 +129,7 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = mapped_column(String, index=True)
-    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    status: Mapped[Status] = mapped_column(_enum(Status, "run_status"))
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     host: Mapped[str | None] = mapped_column(String)
@@ -212,7 +189,7 @@ class Phase(Base):
         ForeignKey("phases.id", ondelete="CASCADE"), index=True
     )
     epoch: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[PhaseStatus] = mapped_column(_enum(PhaseStatus, "phase_status"))
+    status: Mapped[Status] = mapped_column(_enum(Status, "phase_status"))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     keras_params: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
@@ -226,8 +203,26 @@ class Phase(Base):
     initial_epoch: Mapped[int | None] = mapped_column(Integer)
 
 
+class Key(Base):
+    """The dictionary of ``logs`` key names: every value row refers to a small id.
+
+    Ids are handed out by the first writer that sees a name and never change,
+    so several processes writing one file agree on them.
+    """
+
+    __tablename__ = "keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+
+
 class Epoch(Base):
-    """One finished epoch of a fit phase, under the index Keras passed."""
+    """One finished epoch of a fit phase, under the index Keras passed.
+
+    ``superseded`` is true when a later fit of the same run was resumed from
+    an epoch at or before this one (``BackupAndRestore``): this attempt's
+    training was thrown away, and the run's counts and bests leave it out.
+    """
 
     __tablename__ = "epochs"
     __table_args__ = (UniqueConstraint("phase_id", "epoch"),)
@@ -238,82 +233,95 @@ class Epoch(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime] = mapped_column(DateTime)
     fingerprint: Mapped[str | None] = mapped_column(String(32))
-
-
-class Batch(Base):
-    """One batch-end hook of a phase, under the batch index Keras passed.
-
-    ``seq`` counts the hooks of the phase from 0; ``batch`` is Keras' index
-    (the end step, so 3, 7, 11 with ``steps_per_execution=4``); ``epoch`` is
-    set for train batches; ``elapsed`` is seconds since the phase began.
-    """
-
-    __tablename__ = "batches"
-
-    phase_id: Mapped[int] = mapped_column(
-        ForeignKey("phases.id", ondelete="CASCADE"), primary_key=True
+    superseded: Mapped[bool] = mapped_column(
+        Boolean(create_constraint=True, name="superseded"), server_default=false()
     )
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    epoch: Mapped[int | None] = mapped_column(Integer)
-    batch: Mapped[int] = mapped_column(Integer)
-    elapsed: Mapped[float | None] = mapped_column(Double)
 
 
 class _LoggedValue:
-    """Columns shared by every logged value: one ``logs`` key and its value.
+    """Columns shared by epoch and phase values: one ``logs`` key and its value.
 
-    A number has ``bits`` (exact) and ``value`` (NULL for NaN); a value that
-    is not a number has ``text``; None has all three NULL. An integer that
-    float64 cannot hold exactly keeps both its nearest float and its text.
+    ``value`` is the float64 for SQL. ``bits`` (the IEEE-754 bit pattern as a
+    signed 64-bit integer) is stored only where ``value`` cannot carry the
+    number exactly: NaN (``value`` is NULL) and -0.0 (SQLite keeps 0.0).
+    A value that is not a number has ``text``; an integer beyond float64 keeps
+    its nearest float and its exact ``text``; a logged None has all three
+    NULL. See ``tracker.db.values``.
     """
 
-    key: Mapped[str] = mapped_column(String, sort_order=10)
+    key_id: Mapped[int] = mapped_column(ForeignKey("keys.id"), sort_order=10)
     value: Mapped[float | None] = mapped_column(Double, sort_order=11)
     bits: Mapped[int | None] = mapped_column(BigInteger, sort_order=12)
     text: Mapped[str | None] = mapped_column(Text, sort_order=13)
 
 
 class EpochValue(_LoggedValue, Base):
-    """A key of the logs Keras passed to ``on_epoch_end``."""
+    """A key of the logs of an epoch, as every callback's ``on_epoch_end`` left them."""
 
     __tablename__ = "epoch_values"
-    __table_args__ = (PrimaryKeyConstraint("epoch_id", "key"),)
+    __table_args__ = (PrimaryKeyConstraint("epoch_id", "key_id"), {"sqlite_with_rowid": False})
 
     epoch_id: Mapped[int] = mapped_column(ForeignKey("epochs.id", ondelete="CASCADE"))
-
-
-class BatchValue(_LoggedValue, Base):
-    """A key of the logs Keras passed to a train or test batch-end hook."""
-
-    __tablename__ = "batch_values"
-    __table_args__ = (
-        PrimaryKeyConstraint("phase_id", "batch_seq", "key"),
-        ForeignKeyConstraint(
-            ["phase_id", "batch_seq"],
-            ["batches.phase_id", "batches.seq"],
-            ondelete="CASCADE",
-        ),
-    )
-
-    phase_id: Mapped[int] = mapped_column(Integer)
-    batch_seq: Mapped[int] = mapped_column(Integer)
 
 
 class PhaseValue(_LoggedValue, Base):
     """A key of the logs Keras passed to ``on_train_end`` or ``on_test_end``."""
 
     __tablename__ = "phase_values"
-    __table_args__ = (PrimaryKeyConstraint("phase_id", "key"),)
+    __table_args__ = (PrimaryKeyConstraint("phase_id", "key_id"), {"sqlite_with_rowid": False})
 
     phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"))
 
 
-class LRPoint(str, enum.Enum):
-    """Where a learning-rate series value was read."""
+class KeySet(Base):
+    """The ordered keys of a batch's packed values (``key_ids``: ids joined by commas)."""
 
-    PHASE_BEGIN = "phase_begin"
-    EPOCH = "epoch"
-    BATCH = "batch"
+    __tablename__ = "keysets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_ids: Mapped[str] = mapped_column(String, unique=True)
+
+
+class Batch(Base):
+    """One batch-end hook of a phase, with its logged numbers packed in one row.
+
+    ``step`` orders the batches of a phase: for a fit, the batch's index in
+    the whole fit (the steps of earlier epochs plus Keras' ``batch``); for
+    validation, evaluate and predict, Keras' ``batch``. ``batch`` is Keras'
+    index within the epoch (the end step, so 3, 7, 11 with
+    ``steps_per_execution=4``); ``epoch`` is set for fit batches;
+    ``elapsed_us`` is microseconds since the phase began.
+
+    ``vals`` holds the batch's float values as little-endian float64 (bit
+    exact, NaN payloads and -0.0 included) in the order of ``keyset_id``'s
+    keys. Values that are not floats are in ``batch_extras``. One row per
+    batch is about 23 bytes a value on SQLite (see benchmarks/storage.py).
+    """
+
+    __tablename__ = "batches"
+    __table_args__ = (PrimaryKeyConstraint("phase_id", "step"), {"sqlite_with_rowid": False})
+
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    batch: Mapped[int] = mapped_column(Integer)
+    elapsed_us: Mapped[int | None] = mapped_column(BigInteger)
+    keyset_id: Mapped[int | None] = mapped_column(ForeignKey("keysets.id"))
+    vals: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class BatchExtra(_LoggedValue, Base):
+    """A batch-logs value that is not a float (text, array, big int, None)."""
+
+    __tablename__ = "batch_extras"
+    __table_args__ = (
+        PrimaryKeyConstraint("phase_id", "step", "key_id"),
+        ForeignKeyConstraint(["phase_id", "step"], ["batches.phase_id", "batches.step"], ondelete="CASCADE"),
+        {"sqlite_with_rowid": False},
+    )
+
+    phase_id: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
 
 
 class LRChange(Base):
@@ -406,23 +414,24 @@ class Restore(Base):
 class RunMetric(Base):
     """Per run and epoch-log key: best (min and max) and final value, kept in SQL.
 
-    Maintained by the writer at each epoch end with an upsert, so sorting
-    thousands of runs by ``best:val_loss`` reads one indexed row per run.
-    Epochs are Keras' indices; over several fits of a run, the latest wins
-    ties for ``final``, the earliest for ``best``. NaN values are skipped by
-    best (NULL in SQL) and kept as NULL in ``final``.
+    Maintained by the writer at each epoch end with an upsert, and rebuilt
+    for a run when a resumed fit supersedes epochs, so sorting thousands of
+    runs by ``best:val_loss`` reads one indexed row per run. Superseded
+    epochs are left out. Epochs are Keras' indices; over several fits of a
+    run, the latest wins ties for ``final``, the earliest for ``best``. NaN
+    values are skipped by best (NULL in SQL) and kept as NULL in ``final``.
     """
 
     __tablename__ = "run_metrics"
     __table_args__ = (
-        PrimaryKeyConstraint("run_id", "key"),
-        Index("ix_run_metrics_key_best_min", "key", "best_min"),
-        Index("ix_run_metrics_key_best_max", "key", "best_max"),
-        Index("ix_run_metrics_key_final", "key", "final"),
+        PrimaryKeyConstraint("run_id", "key_id"),
+        Index("ix_run_metrics_key_id_best_min", "key_id", "best_min"),
+        Index("ix_run_metrics_key_id_best_max", "key_id", "best_max"),
+        Index("ix_run_metrics_key_id_final", "key_id", "final"),
     )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String)
+    key_id: Mapped[int] = mapped_column(ForeignKey("keys.id"))
     best_min: Mapped[float | None] = mapped_column(Double)
     best_min_epoch: Mapped[int | None] = mapped_column(Integer)
     best_max: Mapped[float | None] = mapped_column(Double)

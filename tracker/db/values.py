@@ -1,9 +1,16 @@
 """Turning ``logs`` values into storable columns and back, bit for bit.
 
-A number is kept as its IEEE-754 float64 bit pattern (``bits``, a signed
-64-bit integer), which is exact for NaN payloads, ±inf and -0.0, plus a plain
-``value`` for SQL (NULL for NaN). Anything else is kept as ``text``; nothing
-is dropped. This module imports neither Keras nor TensorFlow.
+Epoch and phase values are one row per key (``encode``/``decode``): a number
+is a float64 ``value``, plus its IEEE-754 bit pattern ``bits`` (a signed
+64-bit integer) only where the float column cannot carry it exactly: NaN
+(``value`` is NULL: SQLite stores NaN as NULL) and -0.0 (SQLite stores 0.0).
+Anything else is ``text``; nothing is dropped.
+
+Batch values are packed, one row per batch (``pack_batch``/``unpack_floats``):
+the float values as little-endian float64 bytes, which are exact by
+construction, and the rare non-float values as ``encode`` rows beside them.
+
+This module imports neither Keras nor TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,26 +19,58 @@ import json
 import math
 import struct
 import warnings
-from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tracker.errors import TrackingWarning
 
-__all__ = ["encode", "decode", "decode_bits", "flatten_logs", "value_rows", "utcnow"]
+__all__ = [
+    "Encoded",
+    "PackedBatch",
+    "encode",
+    "decode",
+    "decode_bits",
+    "float_bits",
+    "flatten_logs",
+    "logged_items",
+    "pack_batch",
+    "unpack_floats",
+    "utcnow",
+]
 
 _PACK = struct.Struct("<d")
 _UNPACK = struct.Struct("<q")
 _MAX_EXACT_INT = 2**53
+_NEG_ZERO_BITS = _UNPACK.unpack(_PACK.pack(-0.0))[0]
 
-Encoded = tuple[float | None, int | None, str | None]
+
+class Encoded(NamedTuple):
+    """One logged value as columns: ``value`` (float64), ``bits`` (where needed), ``text``."""
+
+    value: float | None
+    bits: int | None
+    text: str | None
 
 
-def _float_columns(x: float) -> Encoded:
-    bits = _UNPACK.unpack(_PACK.pack(x))[0]
-    return (None if x != x else x), bits, None
+def float_bits(x: float) -> int:
+    """Return the IEEE-754 bit pattern of a float64 as a signed 64-bit integer."""
+    return _UNPACK.unpack(_PACK.pack(x))[0]
+
+
+def decode_bits(bits: int) -> float:
+    """Return the float64 whose bit pattern is the signed 64-bit ``bits``."""
+    return _PACK.unpack(_UNPACK.pack(bits))[0]
+
+
+def _float(x: float) -> Encoded:
+    if x != x:
+        return Encoded(None, float_bits(x), None)
+    if x == 0.0 and math.copysign(1.0, x) < 0:
+        return Encoded(x, _NEG_ZERO_BITS, None)
+    return Encoded(x, None, None)
 
 
 def _json_default(obj: Any) -> Any:
@@ -43,61 +82,54 @@ def _json_default(obj: Any) -> Any:
 
 
 def encode(value: Any) -> Encoded:
-    """Return ``(value, bits, text)`` columns for one logged value.
+    """Return the ``(value, bits, text)`` columns of one logged value.
 
-    Floats (Python or NumPy) and bools are stored exactly as float64. An int is
-    stored as float64 when float64 holds it exactly; otherwise it keeps its
-    nearest float (or ±inf) and its exact decimal text. Strings are stored as
-    text, arrays as JSON text, None as three NULLs, anything else as ``repr``.
+    Floats (Python or NumPy) and bools are stored exactly as float64. An int
+    is stored as float64 when float64 holds it exactly; otherwise it keeps its
+    nearest float (or ±inf), that float's bits (which mark it as a number)
+    and its exact decimal text. Strings are text, arrays JSON text, None three
+    NULLs, anything else its ``repr``.
     """
     if type(value) is float:  # the common case: Keras' pythonified scalars
-        return _float_columns(value)
+        return _float(value)
     if value is None:
-        return None, None, None
+        return Encoded(None, None, None)
     if isinstance(value, (bool, np.bool_)):
-        return _float_columns(1.0 if value else 0.0)
+        return Encoded(1.0 if value else 0.0, None, None)
     if isinstance(value, (int, np.integer)):
         as_int = int(value)
         if -_MAX_EXACT_INT <= as_int <= _MAX_EXACT_INT:
-            return _float_columns(float(as_int))
+            return Encoded(float(as_int), None, None)
         try:
             nearest = float(as_int)
         except OverflowError:
             nearest = math.inf if as_int > 0 else -math.inf
-        number, bits, _ = _float_columns(nearest)
-        return number, bits, str(as_int)
+        return Encoded(nearest, float_bits(nearest), str(as_int))
     if isinstance(value, (float, np.floating)):
         # float64 holds every float16/32/64 exactly; longdouble may round.
-        return _float_columns(float(value))
+        return _float(float(value))
     if isinstance(value, str):
-        return None, None, value
+        return Encoded(None, None, value)
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             return encode(value[()])
-        return None, None, json.dumps(value.tolist(), default=_json_default)
+        return Encoded(None, None, json.dumps(value.tolist(), default=_json_default))
     if isinstance(value, bytes):
-        return None, None, value.decode("utf-8", errors="backslashreplace")
-    return None, None, repr(value)
-
-
-def decode_bits(bits: int) -> float:
-    """Return the float64 whose bit pattern is the signed 64-bit ``bits``."""
-    return _PACK.unpack(_UNPACK.pack(bits))[0]
+        return Encoded(None, None, value.decode("utf-8", errors="backslashreplace"))
+    return Encoded(None, None, repr(value))
 
 
 def decode(value: float | None, bits: int | None, text: str | None) -> Any:
     """Return the logged value stored as ``(value, bits, text)``.
 
-    Exact integers beyond float64 come back as ``int``; other numbers as
-    ``float`` (bit-exact); other values as their stored text; None as None.
+    Exact integers beyond float64 come back as ``int``; other numbers as a
+    bit-exact ``float``; other values as their stored text; None as None.
     """
     if text is not None:
-        if bits is not None:
-            return int(text)
-        return text
+        return int(text) if bits is not None else text
     if bits is not None:
         return decode_bits(bits)
-    return value
+    return None if value is None else float(value)
 
 
 def flatten_logs(logs: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
@@ -113,14 +145,15 @@ def flatten_logs(logs: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[st
 _collisions: set[str] = set()
 
 
-def value_rows(logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
-    """Return one row dict per key of ``logs`` (flattened), with ``owner`` columns added."""
+def logged_items(logs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return ``logs`` flattened to ``{key: value}``, warning once per clashing key."""
     if not logs:
-        return []
-    rows: dict[str, dict[str, Any]] = {}
-    for key, raw in flatten_logs(logs):
-        value, bits, text = encode(raw)
-        if key in rows and key not in _collisions:
+        return {}
+    if all(type(v) is float for v in logs.values()):
+        return dict(logs)  # the common case: flat, Keras-pythonified
+    out: dict[str, Any] = {}
+    for key, value in flatten_logs(logs):
+        if key in out and key not in _collisions:
             _collisions.add(key)
             warnings.warn(
                 f"tracker: two logs entries flatten to the key {key!r} (a nested dict and a "
@@ -128,8 +161,55 @@ def value_rows(logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, A
                 TrackingWarning,
                 stacklevel=2,
             )
-        rows[key] = {**owner, "key": key, "value": value, "bits": bits, "text": text}
-    return list(rows.values())
+        out[key] = value
+    return out
+
+
+class PackedBatch(NamedTuple):
+    """A batch's logs ready for one ``batches`` row.
+
+    ``keys`` name the floats packed in ``vals`` (little-endian float64, in
+    order); ``extras`` are the other values as ``(key, Encoded)``.
+    """
+
+    keys: tuple[str, ...]
+    vals: bytes
+    extras: list[tuple[str, Encoded]]
+
+
+_EMPTY = PackedBatch((), b"", [])
+
+
+def pack_batch(logs: Mapping[str, Any] | None) -> PackedBatch:
+    """Pack one batch's logs: floats (and exact ints, bools) bit-exact, the rest as extras."""
+    if not logs:
+        return _EMPTY
+    values = list(logs.values())
+    if all(type(v) is float for v in values):  # the common case
+        return PackedBatch(tuple(logs), struct.pack(f"<{len(values)}d", *values), [])
+    keys: list[str] = []
+    floats: list[float] = []
+    extras: list[tuple[str, Encoded]] = []
+    for key, value in logged_items(logs).items():
+        if type(value) is not float and isinstance(value, (float, np.floating, bool, np.bool_)):
+            value = float(value)
+        elif isinstance(value, (int, np.integer)) and -_MAX_EXACT_INT <= int(value) <= _MAX_EXACT_INT:
+            value = float(int(value))
+        elif isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fb":
+            value = float(value[()])
+        if type(value) is float:
+            keys.append(key)
+            floats.append(value)
+        else:
+            extras.append((key, encode(value)))
+    return PackedBatch(tuple(keys), struct.pack(f"<{len(floats)}d", *floats), extras)
+
+
+def unpack_floats(blobs: list[bytes], width: int) -> np.ndarray:
+    """Return packed rows of ``width`` float64 each as an ``(n, width)`` array, bit-exact."""
+    if not blobs:
+        return np.empty((0, width), dtype="<f8")
+    return np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(blobs), width)
 
 
 def utcnow() -> datetime:

@@ -1,71 +1,65 @@
-"""TrackingCallback: one instance is one run, recorded into SQLite.
+"""TrackingCallback: one instance is one run, recorded into SQLite (or a server database).
 
-Data path: this callback → ``tracker.record.writer`` (buffered, ordered ops) →
-``tracker.db.tables`` tables. Per batch the callback only appends a tuple to an
-in-memory queue; disk writes happen at phase begin/end, at epoch end and in a
-background flusher.
+Data path: this callback's hooks → ``tracker.record.recorder.Recorder`` →
+typed operations (``tracker.db.writes``) on a buffered ``Writer`` →
+``tracker.db.tables``. Per batch the callback only appends one record to an
+in-memory queue; disk writes happen at phase begin and end, once per epoch,
+and in a background flusher.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
-import time
 import uuid
 import warnings
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import keras
-from sqlalchemy import Connection, insert, update
 
-from tracker.record import calls, observers
-from tracker.record.decisions import DecisionRecorder
-from tracker.record.ledger import RunLedger
-from tracker.db.metrics import upsert_run_metrics
 from tracker.db.engine import DEFAULT_DB
-from tracker.errors import TrackingWriteError, UnknownRunError
+from tracker.errors import TrackingWarning, UnknownRunError
+from tracker.record import capture
+from tracker.record.ledger import RunIdentity
+from tracker.record.recorder import Recorder
 from tracker.record.resume import find_run_to_resume
-from tracker.record.environment import output_shapes
-from tracker.db.tables import (
-    Epoch,
-    EpochValue,
-    Param,
-    Phase,
-    PhaseKind,
-    PhaseStatus,
-    PhaseValue,
-    Run,
-    Tag,
-)
-from tracker.errors import TrackingWarning
-from tracker.db.values import utcnow, value_rows
-from tracker.record.writer import BATCH, PhaseHandle, Writer
+from tracker.record.writer import Writer
 
 __all__ = ["TrackingCallback"]
 
-logger = logging.getLogger(__name__)
+capture.install()
 
-_RUNS, _PHASES, _EPOCHS = Run.__table__, Phase.__table__, Epoch.__table__
-_PARAMS, _TAGS = Param.__table__, Tag.__table__
-_EPOCH_VALUES, _PHASE_VALUES = EpochValue.__table__, PhaseValue.__table__
 
-# Which open phases a failing Keras method owns.
-_METHOD_KINDS = {
-    "fit": {PhaseKind.FIT},
-    "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
-    "predict": {PhaseKind.PREDICT},
-}
+def _check_options(
+    run_name: Any, params: Any, tags: Any, log_batches: Any, flush_every: Any, flush_interval: Any
+) -> None:
+    if run_name is not None and not isinstance(run_name, str):
+        raise ValueError(f"run_name must be a string or None, not {type(run_name).__name__}.")
+    if params is not None and not isinstance(params, Mapping):
+        raise ValueError("params must be a mapping of names to JSON values, e.g. {'lr': 0.1}.")
+    if tags is not None:
+        if not isinstance(tags, Mapping):
+            raise ValueError("tags must be a mapping of strings to strings, e.g. {'exp': 'a'}.")
+        bad = [k for k, v in tags.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"tags must map strings to strings; fix the tag(s) {bad!r}.")
+    if not isinstance(log_batches, int) or (not isinstance(log_batches, bool) and log_batches < 1):
+        raise ValueError(
+            f"log_batches must be True, False or a positive number of steps (every N-th), not {log_batches!r}."
+        )
+    if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
+        raise ValueError(f"flush_every must be a positive integer, not {flush_every!r}.")
+    if isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float)) or not flush_interval > 0:
+        raise ValueError(f"flush_interval must be a positive number of seconds, not {flush_interval!r}.")
 
 
 class TrackingCallback(keras.callbacks.Callback):
-    """Record a run (every fit, evaluate and predict it sees) into a SQLite file.
+    """Record a run (every fit, evaluate and predict it sees) into a database.
 
     One instance is one run: pass the same instance to ``fit``, ``evaluate``
     and ``predict`` and each call becomes a phase of that run. The validation
-    inside ``fit`` is recorded as ``validation`` phases, one per epoch.
+    inside ``fit`` is recorded as ``validation`` phases, one per epoch. It can
+    sit anywhere in the callbacks list, and be built inline in the call.
 
     Args:
         db: A file path or an SQLAlchemy URL. Default ``"tracker.db"`` in the
@@ -75,7 +69,10 @@ class TrackingCallback(keras.callbacks.Callback):
             Default none.
         tags: User tags, string to string. Default none.
         log_batches: Store every batch-end ``logs`` of train, validation and
-            evaluate, and a timing row per predict batch. Default True.
+            evaluate, and a timing row per predict batch (True); none
+            (False); or, for very long runs, an int N: every N-th step (when
+            the steps done are a multiple of N) plus the last batch of each
+            epoch and of each evaluation. Default True.
         flush_every: Wake the background writer after this many batches.
             Default 128.
         flush_interval: The background writer also writes every this many
@@ -93,6 +90,12 @@ class TrackingCallback(keras.callbacks.Callback):
         async_safe: True. The batch hooks only append to a queue under a
             lock, so on the JAX and torch backends Keras may call them from
             its worker threads.
+        capture_listener: The run's recorder, which the tracker's Keras
+            capture (``tracker.record.capture``) reports to.
+
+    Raises:
+        ValueError: an option is invalid.
+        UnknownRunError: ``resume`` is a run id the database does not hold.
 
     Example:
         ```python
@@ -112,57 +115,39 @@ class TrackingCallback(keras.callbacks.Callback):
         run_name: str | None = None,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
-        log_batches: bool = True,
+        log_batches: bool | int = True,
         flush_every: int = 128,
         flush_interval: float = 2.0,
         strict: bool = False,
         resume: bool | str = False,
     ) -> None:
         super().__init__()
-        if run_name is not None and not isinstance(run_name, str):
-            raise ValueError(f"run_name must be a string or None, not {type(run_name).__name__}.")
-        if params is not None and not isinstance(params, Mapping):
-            raise ValueError("params must be a mapping of names to JSON values, e.g. {'lr': 0.1}.")
-        if tags is not None:
-            if not isinstance(tags, Mapping):
-                raise ValueError("tags must be a mapping of strings to strings, e.g. {'exp': 'a'}.")
-            bad = [k for k, v in tags.items() if not isinstance(k, str) or not isinstance(v, str)]
-            if bad:
-                raise ValueError(f"tags must map strings to strings; fix the tag(s) {bad!r}.")
-        if not isinstance(flush_every, int) or flush_every < 1:
-            raise ValueError(f"flush_every must be a positive integer, not {flush_every!r}.")
-        if not flush_interval > 0:
-            raise ValueError(f"flush_interval must be a positive number of seconds, not {flush_interval!r}.")
-
-        self.run_id: str = uuid.uuid4().hex
-        self.run_name = run_name
-        self.run_params: dict[str, Any] = {str(k): v for k, v in (params or {}).items()}
-        self.run_tags: dict[str, str] = dict(tags or {})
-        self.log_batches = bool(log_batches)
+        _check_options(run_name, params, tags, log_batches, flush_every, flush_interval)
+        identity = RunIdentity(
+            run_id=uuid.uuid4().hex,
+            name=run_name,
+            params={str(k): v for k, v in (params or {}).items()},
+            tags=dict(tags or {}),
+        )
         self.strict = bool(strict)
         self._writer = Writer(
-            os.fspath(db), flush_every=flush_every, flush_interval=flush_interval, strict=strict
+            os.fspath(db),
+            run_id=identity.run_id,
+            flush_every=flush_every,
+            flush_interval=flush_interval,
+            strict=strict,
         )
-        self._writer.run_id = self.run_id
-        self._writer.on_reset = lambda: self._ledger.recreate()
         self.db_url = self._writer.url
-        self._ledger = RunLedger(self, self._writer)
-        self._epoch: int | None = None
-        self._epoch_started: datetime | None = None
-        self._fault_reasons: set[str] = set()
-        self._batch_lock = threading.Lock()
-        self._epoch_batches: list[int] = []
-        self._decisions = DecisionRecorder(self)
-        calls.install()
-        observers.install()
+        self.capture_listener = Recorder(identity, self._writer, log_batches=log_batches, strict=self.strict)
+        self._writer.on_reset = self.capture_listener.ledger.recreate
         try:
             engine = self._writer.open()
             if resume:
                 found = find_run_to_resume(engine, resume, run_name)
                 if found is not None:
-                    self.run_id, self._ledger.phase_seq = found
-                    self._writer.run_id = self.run_id
-                    self._ledger.resumed = True
+                    identity.run_id, identity.next_seq = found
+                    identity.resumed = True
+                    self._writer.run_id = identity.run_id
         except (ValueError, UnknownRunError):
             raise
         except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
@@ -174,227 +159,60 @@ class TrackingCallback(keras.callbacks.Callback):
                 stacklevel=2,
             )
 
-    # -- fault handling --------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        """The run's id (32 hex characters)."""
+        return self.capture_listener.identity.run_id
 
-    def _fault(self, exc: BaseException, where: str) -> None:
-        """Report a tracking failure without disturbing training (unless strict)."""
-        if self.strict:
-            if isinstance(exc, TrackingWriteError):
-                raise exc
-            raise TrackingWriteError(f"tracker: {where} failed: {exc}") from exc
-        logger.exception("tracker: %s failed", where)
-        reason = f"{where}: {type(exc).__name__}"
-        if reason not in self._fault_reasons:
-            self._fault_reasons.add(reason)
-            warnings.warn(
-                f"tracker: {where} failed ({type(exc).__name__}: {exc}); training goes on.",
-                TrackingWarning,
-                stacklevel=3,
-            )
+    @property
+    def log_batches(self) -> bool | int:
+        """Which batches are recorded: True (all), False (none) or N (every N-th step)."""
+        return self.capture_listener.log_batches
 
-    def _flush(self) -> None:
-        self._writer.flush()
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        self.capture_listener.model = model
 
-    # -- told by tracker.record.calls and tracker.record.observers ------------------------------------
+    def set_params(self, params: Any) -> None:
+        super().set_params(params)
+        self.capture_listener.keras_params = dict(params or {})
 
-    def _before_call(self, method: str, callbacks: list[Any]) -> None:
-        if method == "fit":
-            self._decisions.callbacks = [cb for cb in callbacks if cb is not self]
+    # -- Keras hooks, forwarded to the recorder -------------------------------------
 
-    def _after_call(self, method: str) -> None:
-        if method == "fit":
-            try:
-                self._decisions.end_fit(completed=True)
-                self._flush()
-            except Exception as exc:  # noqa: BLE001
-                self._fault(exc, "recording the end of fit")
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.train_begin()
 
-    def _watches_optimizer(self, optimizer: Any) -> bool:
-        return self._decisions.name_of(optimizer) is not None
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.epoch_begin(epoch)
 
-    def _on_lr_set(self, optimizer: Any, old: float | None, new: float | None, actor: observers.Actor) -> None:
-        self._decisions.on_lr_set(optimizer, old, new, actor)
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.train_batch_end(batch, logs)
 
-    def _on_stop_training(self, actor: observers.Actor) -> None:
-        self._decisions.on_stop_training(actor)
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.epoch_end(epoch, logs)
 
-    def _before_set_weights(self, actor: observers.Actor) -> None:
-        self._decisions.before_set_weights(actor)
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.train_end(logs)
 
-    def _after_set_weights(self, actor: observers.Actor) -> None:
-        self._decisions.after_set_weights(actor)
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.test_begin()
 
-    def _on_call_failed(self, method: str, exc: BaseException) -> None:
-        """Close the phases of a failing ``fit``/``evaluate``/``predict`` call.
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.test_batch_end(batch, logs)
 
-        Called by ``tracker.record.calls`` because Keras skips the end hooks when
-        a call raises.
-        """
-        kinds = _METHOD_KINDS.get(method, set())
-        if method == "fit":
-            try:
-                self._decisions.end_fit(completed=False)
-            except Exception as fault:  # noqa: BLE001
-                self._fault(fault, "recording the failure")
-        if not any(PhaseKind(h.kind) in kinds for h in self._ledger.phases):
-            return
-        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
-        status = PhaseStatus.INTERRUPTED if interrupted else PhaseStatus.FAILED
-        error = f"{type(exc).__name__}: {exc}"
-        try:
-            while self._ledger.phases:
-                handle = self._ledger.phases[-1]
-                self._ledger.end_phase(handle, status, None, error=error)
-                if PhaseKind(handle.kind) in kinds:
-                    break
-        except Exception as fault:  # noqa: BLE001
-            self._fault(fault, "recording the failure")
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.test_end(logs)
 
-    # -- fit -----------------------------------------------------------------------
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.predict_begin()
 
-    def on_train_begin(self, logs=None):
-        try:
-            handle = self._ledger.begin_phase(PhaseKind.FIT)
-            self._decisions.begin_fit(handle)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_train_begin")
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.predict_batch_end(batch, logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_started = utcnow()
-        self._epoch_batches = []
-        try:
-            fit = self._ledger.current(PhaseKind.FIT)
-            if fit is not None and fit.initial_epoch is None:
-                fit.initial_epoch = epoch  # the fit's first epoch: above 0 on a resume
-                self._writer.submit(
-                    lambda conn, h=fit: conn.execute(
-                        update(_PHASES).where(_PHASES.c.id == h.id).values(initial_epoch=h.initial_epoch)
-                    )
-                )
-            if self._decisions.phase is not None:
-                self._decisions.epoch_begin(epoch)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_epoch_begin")
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.predict_end(logs)
 
-
-    def _count_batch(self, handle: PhaseHandle, epoch: int | None, batch: int, logs: Any) -> None:
-        """Number one batch-end hook of ``handle`` and queue its record.
-
-        The one per-batch path of every phase: a counter and an in-memory
-        append, under a lock because Keras may call batch hooks from worker
-        threads (``async_safe``). ``logs`` is copied (or None for predict,
-        whose outputs are never stored).
-        """
-        with self._batch_lock:
-            seq = handle.batch_count
-            handle.batch_count = seq + 1
-            if self.log_batches:
-                self._writer.add_batch((BATCH, handle, seq, epoch, batch, time.perf_counter() - handle.t0, logs))
-
-    def on_train_batch_end(self, batch, logs=None):
-        try:
-            self._count_batch(self._ledger.phases[-1], self._epoch, batch, dict(logs) if logs else None)
-            if self.log_batches and self._decisions.has_schedule:
-                self._epoch_batches.append(batch)
-            if self._decisions.lr_due:
-                self._decisions.first_batch()
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_train_batch_end")
-
-    def on_epoch_end(self, epoch, logs=None):
-        try:
-            handle = self._ledger.current(PhaseKind.FIT)
-            if handle is None:
-                return
-            epoch_logs = dict(logs) if logs else None
-            started, ended = self._epoch_started, utcnow()
-            fingerprint = self._decisions.epoch_end(epoch, self._epoch_batches)
-            run_id = self.run_id
-
-            def write_epoch(conn: Connection) -> None:
-                epoch_id = conn.execute(
-                    insert(_EPOCHS).values(
-                        phase_id=handle.id, epoch=epoch, started_at=started, ended_at=ended, fingerprint=fingerprint
-                    )
-                ).inserted_primary_key[0]
-                rows = value_rows(epoch_logs, epoch_id=epoch_id)
-                if rows:
-                    conn.execute(insert(_EPOCH_VALUES), rows)
-                    upsert_run_metrics(conn, run_id, epoch, rows)
-                conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(epoch_count=_RUNS.c.epoch_count + 1))
-
-            self._writer.submit(write_epoch)
-            self._flush()
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_epoch_end")
-
-    def on_train_end(self, logs=None):
-        try:
-            handle = self._ledger.current(PhaseKind.FIT)
-            if handle is not None:
-                self._ledger.end_phase(handle, PhaseStatus.FINISHED, logs)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_train_end")
-
-    # -- evaluate (standalone, or validation inside fit) --------------------------
-
-    def on_test_begin(self, logs=None):
-        try:
-            inside_fit = bool(self._ledger.phases) and self._ledger.phases[-1].kind == PhaseKind.FIT.value
-            self._ledger.begin_phase(PhaseKind.VALIDATION if inside_fit else PhaseKind.EVALUATE)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_test_begin")
-
-    def on_test_batch_end(self, batch, logs=None):
-        try:
-            self._count_batch(self._ledger.phases[-1], None, batch, dict(logs) if logs else None)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_test_batch_end")
-
-    def on_test_end(self, logs=None):
-        try:
-            handle = self._ledger.phases[-1] if self._ledger.phases else None
-            if handle is not None and handle.kind in (PhaseKind.EVALUATE.value, PhaseKind.VALIDATION.value):
-                self._ledger.end_phase(handle, PhaseStatus.FINISHED, logs)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_test_end")
-
-    # -- predict -----------------------------------------------------------------
-
-    def on_predict_begin(self, logs=None):
-        try:
-            self._ledger.begin_phase(PhaseKind.PREDICT)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_predict_begin")
-
-    def on_predict_batch_end(self, batch, logs=None):
-        try:
-            handle = self._ledger.phases[-1]
-            shapes = output_shapes(logs or {})
-            self._count_batch(handle, None, batch, None)  # timing only: outputs are never stored
-            with self._batch_lock:
-                if shapes:
-                    first = next(iter(shapes.values()))
-                    handle.sample_count += first[0] if first else 1
-                    for key, shape in shapes.items():
-                        known = handle.output_shapes.get(key)
-                        if known is None:
-                            handle.output_shapes[key] = list(shape)
-                        elif shape:
-                            known[0] += shape[0]
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_predict_batch_end")
-
-    def on_predict_end(self, logs=None):
-        try:
-            handle = self._ledger.current(PhaseKind.PREDICT)
-            if handle is not None:
-                self._ledger.end_phase(handle, PhaseStatus.FINISHED, logs)
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc, "on_predict_end")
-
-    # -- lifecycle -----------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
         """Write everything still buffered. Called automatically at phase end and exit."""

@@ -1,9 +1,10 @@
 """The run's own rows: the run, its phases, and how each one ends.
 
-A ``RunLedger`` belongs to one TrackingCallback. It keeps the stack of open
-phases (fit, with validation passes nested inside it; evaluate; predict),
-numbers them, and queues the writes that create, update and close the run
-and phase rows. See ``tracker.record.callback`` for the hooks that drive it.
+A ``Ledger`` keeps the stack of open phases of one run (fit, with validation
+passes nested inside it; evaluate; predict), numbers them, and queues the
+operations that create, update and close the run and phase rows. It knows
+the run only through its ``RunIdentity`` and the writer only through
+``submit``; the recorder (``tracker.record.recorder``) drives it.
 """
 
 from __future__ import annotations
@@ -11,147 +12,128 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
-
-from tracker.record.environment import environment, jsonable, model_info, optimizer_config
-from tracker.db.tables import Param, Phase, PhaseKind, PhaseStatus, PhaseValue, Run, RunStatus, Tag
+from tracker.db.values import utcnow
+from tracker.db.writes import EndPhase, InsertPhase, InsertRun, Op, ResumeRun, UpdateRun
 from tracker.errors import TrackingWarning
-from tracker.db.values import utcnow, value_rows
-from tracker.record.writer import PhaseHandle, Writer
+from tracker.record.environment import environment, jsonable, model_info, optimizer_config
+from tracker.record.writer import Writer
+from tracker.status import PhaseKind, Status
 
-__all__ = ["RunLedger"]
-
-_RUNS, _PHASES, _PHASE_VALUES = Run.__table__, Phase.__table__, PhaseValue.__table__
-_PARAMS, _TAGS = Param.__table__, Tag.__table__
+__all__ = ["Ledger", "PhaseHandle", "RunIdentity"]
 
 
-class RunLedger:
-    """Queues the run and phase rows of one TrackingCallback (``cb``)."""
+@dataclass(slots=True)
+class RunIdentity:
+    """Who the run is: its id, name, params and tags, and whether it continues an earlier run.
 
-    def __init__(self, cb: Any, writer: Writer) -> None:
-        self.cb = cb
+    ``next_seq`` is the sequence number the next phase gets (above 0 when
+    resuming). ``name`` None means the model's name, read at the first phase.
+    """
+
+    run_id: str
+    name: str | None
+    params: dict[str, Any]
+    tags: dict[str, str]
+    resumed: bool = False
+    next_seq: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class PhaseHandle:
+    """A phase as the recorder sees it; ``id`` is set once its row is written."""
+
+    kind: PhaseKind
+    seq: int
+    t0: float
+    parent: PhaseHandle | None = None
+    epoch: int | None = None  # validation: the epoch it validates
+    initial_epoch: int | None = None  # fit: the first epoch Keras passed
+    id: int | None = None
+    batch_count: int = 0
+    last_batch: int = -1  # the highest batch index seen (validation, evaluate, predict)
+    sample_count: int = 0
+    output_shapes: dict[str, list[int]] = field(default_factory=dict)
+    begin_op: InsertPhase | None = None
+
+
+class Ledger:
+    """Queues the run and phase rows of one run (see the module docstring)."""
+
+    def __init__(self, run: RunIdentity, writer: Writer) -> None:
+        self.run = run
         self.writer = writer
         self.phases: list[PhaseHandle] = []
-        self.phase_seq = 0
         self.phases_begun = 0
         self.run_written = False
         self.model_recorded = False
-        self.run_status = RunStatus.FINISHED
-        self.resumed = False
+        self.run_status = Status.FINISHED
         self.run_row: dict[str, Any] | None = None
 
-    def ensure_run(self) -> None:
+    def _ensure_run(self, model: Any) -> None:
         if self.run_written:
             return
         self.run_written = True
         env = environment()
-        if self.resumed:
-            self.resume_run(env)
+        if self.run.resumed:
+            values = dict(status=Status.RUNNING, ended_at=None, error=None, **env)
+            self.writer.submit(ResumeRun(self.run.run_id, values, self.run.params, self.run.tags))
             return
-        row = {
-            "id": self.cb.run_id,
-            "name": self.cb.run_name if self.cb.run_name is not None else getattr(self.cb.model, "name", None),
-            "status": RunStatus.RUNNING,
-            "started_at": utcnow(),
-            **env,
-        }
-        params = [{"run_id": self.cb.run_id, "key": k, "value": v} for k, v in self.cb.run_params.items()]
-        tags = [{"run_id": self.cb.run_id, "key": k, "value": v} for k, v in self.cb.run_tags.items()]
+        name = self.run.name if self.run.name is not None else getattr(model, "name", None)
+        self.run_row = {"id": self.run.run_id, "name": name, "status": Status.RUNNING, "started_at": utcnow(), **env}
+        self.writer.submit(InsertRun(self.run_row, self.run.params, self.run.tags))
 
-        def write_run(conn: Connection) -> None:
-            conn.execute(insert(_RUNS).values(**row))
-            if params:
-                conn.execute(insert(_PARAMS), params)
-            if tags:
-                conn.execute(insert(_TAGS), tags)
-
-        self.run_row = row
-        self.writer.submit(write_run)
-
-    def recreate(self) -> list[Any]:
-        """Ops that rebuild this run's open state in a fresh file (see Writer._check_file)."""
-        row = dict(self.run_row or {
-            "id": self.cb.run_id, "name": self.cb.run_name, "started_at": utcnow(), **environment()
-        })
-        row.update(status=RunStatus.RUNNING, ended_at=None)
-        ops: list[Any] = [lambda conn: conn.execute(insert(_RUNS).values(**row))]
+    def recreate(self) -> list[Op]:
+        """Operations that rebuild this run's open rows in a fresh file (the old one was deleted)."""
+        row = dict(
+            self.run_row
+            or {"id": self.run.run_id, "name": self.run.name, "started_at": utcnow(), **environment()}
+        )
+        row.update(status=Status.RUNNING, ended_at=None)
+        ops: list[Op] = [InsertRun(row, self.run.params, self.run.tags)]
         ops.extend(h.begin_op for h in self.phases if h.begin_op is not None)
         return ops
 
-    def resume_run(self, env: dict[str, Any]) -> None:
-        """Mark the continued run as running again, from this process."""
-        run_id = self.cb.run_id
-        params = [{"run_id": run_id, "key": k, "value": v} for k, v in self.cb.run_params.items()]
-        tags = [{"run_id": run_id, "key": k, "value": v} for k, v in self.cb.run_tags.items()]
-
-        def write(conn: Connection) -> None:
-            conn.execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == run_id)
-                .values(status=RunStatus.RUNNING, ended_at=None, error=None, **env)
-            )
-            for table, rows in ((_PARAMS, params), (_TAGS, tags)):
-                for row in rows:
-                    exists = conn.execute(
-                        select(table.c.key).where(table.c.run_id == run_id, table.c.key == row["key"])
-                    ).first()
-                    if exists is None:
-                        conn.execute(insert(table).values(**row))
-
-        self.writer.submit(write)
-
     def update_run(self, **values: Any) -> None:
-        run_id = self.cb.run_id
+        self.writer.submit(UpdateRun(self.run.run_id, values))
 
-        def write(conn: Connection) -> None:
-            conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))
-
-        self.writer.submit(write)
-
-    def record_model(self) -> None:
+    def record_model(self, model: Any) -> None:
+        """Store the model's name, config and parameter counts once it is built."""
         if self.model_recorded:
             return
-        info = model_info(self.cb.model)
+        info = model_info(model)
         if info is not None:
             self.model_recorded = True
             self.update_run(**info)
 
-    def begin_phase(self, kind: PhaseKind) -> PhaseHandle:
+    def begin_phase(
+        self, kind: PhaseKind, model: Any, keras_params: Mapping[str, Any] | None, *, epoch: int | None = None
+    ) -> PhaseHandle:
+        """Open a phase (nested in the open one, for validation) and queue its row."""
         outermost = not self.phases
-        self.ensure_run()
-        if outermost and self.phase_seq > 0 and not (self.resumed and self.phases_begun == 0):
-            self.update_run(status=RunStatus.RUNNING, ended_at=None)
+        self._ensure_run(model)
+        if outermost and self.run.next_seq > 0 and not (self.run.resumed and self.phases_begun == 0):
+            self.update_run(status=Status.RUNNING, ended_at=None)
         parent = self.phases[-1] if self.phases else None
-        epoch = self.cb._epoch if kind is PhaseKind.VALIDATION else None
-        handle = PhaseHandle(kind=kind.value, seq=self.phase_seq, t0=time.perf_counter(), parent=parent, epoch=epoch)
-        self.phase_seq += 1
+        handle = PhaseHandle(kind=kind, seq=self.run.next_seq, t0=time.perf_counter(), parent=parent, epoch=epoch)
+        self.run.next_seq += 1
         self.phases_begun += 1
         row = {
-            "run_id": self.cb.run_id,
+            "run_id": self.run.run_id,
             "seq": handle.seq,
             "kind": kind,
             "epoch": epoch,
-            "status": PhaseStatus.RUNNING,
+            "status": Status.RUNNING,
             "started_at": utcnow(),
-            "keras_params": jsonable(dict(self.cb.params or {})),
-            "optimizer_config": optimizer_config(self.cb.model) if kind is PhaseKind.FIT else None,
+            "keras_params": jsonable(dict(keras_params or {})),
+            "optimizer_config": optimizer_config(model) if kind is PhaseKind.FIT else None,
         }
-
-        run_id = self.cb.run_id
-
-        def write_phase(conn: Connection) -> None:
-            values = dict(row, parent_id=parent.id if parent is not None else None)
-            handle.id = conn.execute(insert(_PHASES).values(**values)).inserted_primary_key[0]
-            if kind is not PhaseKind.VALIDATION:
-                conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(phase_count=_RUNS.c.phase_count + 1))
-
-        write_phase.assigns = handle  # type: ignore[attr-defined]
-        handle.begin_op = write_phase
-        self.writer.submit(write_phase)
+        handle.begin_op = InsertPhase(self.run.run_id, handle, row, parent)
+        self.writer.submit(handle.begin_op)
         self.phases.append(handle)
-        self.record_model()
+        self.record_model(model)
         if outermost:
             # Not a synchronous flush: the background writer starts with the
             # run and phase rows right away, off the training thread.
@@ -162,10 +144,13 @@ class RunLedger:
     def end_phase(
         self,
         handle: PhaseHandle,
-        status: PhaseStatus,
+        status: Status,
         logs: Mapping[str, Any] | None,
+        model: Any,
+        *,
         error: str | None = None,
     ) -> None:
+        """Close a phase; closing the outermost one closes the run and writes everything."""
         if handle in self.phases:
             self.phases.remove(handle)
         values: dict[str, Any] = {
@@ -174,23 +159,15 @@ class RunLedger:
             "batch_count": handle.batch_count,
             "error": error,
         }
-        if handle.kind == PhaseKind.PREDICT.value:
+        if handle.kind is PhaseKind.PREDICT:
             values["sample_count"] = handle.sample_count
             values["output_shapes"] = handle.output_shapes
-        end_logs = dict(logs) if logs else None
-
-        def write_end(conn: Connection) -> None:
-            conn.execute(update(_PHASES).where(_PHASES.c.id == handle.id).values(**values))
-            rows = value_rows(end_logs, phase_id=handle.id)
-            if rows:
-                conn.execute(insert(_PHASE_VALUES), rows)
-
-        self.writer.submit(write_end)
-        if status is PhaseStatus.FAILED:
-            self.run_status = RunStatus.FAILED
-        elif status is PhaseStatus.INTERRUPTED and self.run_status is RunStatus.FINISHED:
-            self.run_status = RunStatus.INTERRUPTED
-        self.record_model()
+        self.writer.submit(EndPhase(handle, values, dict(logs) if logs else None))
+        if status is Status.FAILED:
+            self.run_status = Status.FAILED
+        elif status is Status.INTERRUPTED and self.run_status is Status.FINISHED:
+            self.run_status = Status.INTERRUPTED
+        self.record_model(model)
         if not self.phases:
             run_values: dict[str, Any] = {"status": self.run_status, "ended_at": utcnow()}
             if error is not None:
@@ -200,15 +177,15 @@ class RunLedger:
             self.writer.flush(wait=2.0)
             lost = self.writer.unwritten()
             if lost is not None:
-                warnings.warn(lost, TrackingWarning, stacklevel=3)
+                warnings.warn(lost, TrackingWarning, stacklevel=4)
             return
         # A nested phase (validation) ends just before its epoch does, and
         # the epoch end flushes synchronously; don't pay for two flushes.
         self.writer.wake()
 
     def current(self, kind: PhaseKind) -> PhaseHandle | None:
+        """The innermost open phase of ``kind``, or None."""
         for handle in reversed(self.phases):
-            if handle.kind == kind.value:
+            if handle.kind is kind:
                 return handle
         return None
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 
 from tracker.errors import UnknownRunError
-from tracker.db.tables import Phase, Run, RunStatus
+from tracker.db.tables import Phase, Run, Status
 
 __all__ = ["find_run_to_resume"]
 
@@ -31,7 +31,7 @@ def find_run_to_resume(engine: Engine, resume: bool | str, run_name: str | None)
                 raise ValueError("resume=True needs a run_name to find the run to continue (or pass resume=RUN_ID).")
             run_id = conn.execute(
                 select(Run.id)
-                .where(Run.name == run_name, Run.status != RunStatus.FINISHED)
+                .where(Run.name == run_name, Run.status != Status.FINISHED)
                 .order_by(Run.started_at.desc())
                 .limit(1)
             ).scalar()

@@ -1,7 +1,7 @@
-"""The write path: an ordered, buffered log of record operations.
+"""The write path: an ordered, buffered log of typed record operations.
 
-The callback appends operations; nothing touches the disk on the per-batch
-path. ``flush()`` writes everything pending, in order, in one short
+The recorder queues the operations of ``tracker.db.writes`` (and one
+``BatchRecord`` per batch); nothing touches the disk on the per-batch path. ``flush()`` writes everything pending, in order, in one short
 ``BEGIN IMMEDIATE`` transaction. It runs synchronously at safe points (phase
 begin and end, epoch end) and in a background thread every ``flush_every``
 batches or ``flush_interval`` seconds. A failed flush keeps the operations and
@@ -23,42 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from tracker.db.engine import describe, resolve_url, sqlite_path
+from tracker.db.values import utcnow
+from tracker.db.writes import BatchRecord, InsertPhase, KeyCache, Op, apply, touch_heartbeat, write_batches
 from tracker.errors import DatabaseError, TrackingWarning, TrackingWriteError
-from tracker.db.tables import Batch, BatchValue, Run
-from tracker.db.values import utcnow, value_rows
 
-__all__ = ["PhaseHandle", "Writer"]
+__all__ = ["Writer"]
 
 logger = logging.getLogger(__name__)
-
-BATCH = 0  # tag of the per-batch tuples in the op log
-_BATCHES = Batch.__table__
-_BATCH_VALUES = BatchValue.__table__
-_RUNS = Run.__table__
-
-
-@dataclass(eq=False)
-class PhaseHandle:
-    """A phase as the callback sees it; ``id`` is set once its row is written."""
-
-    kind: str
-    seq: int
-    t0: float
-    parent: PhaseHandle | None = None
-    epoch: int | None = None  # validation: the epoch it validates
-    initial_epoch: int | None = None  # fit: the first epoch Keras passed
-    id: int | None = None
-    batch_count: int = 0
-    sample_count: int = 0
-    output_shapes: dict[str, list[int]] = field(default_factory=dict)
-    begin_op: Any = None
-
-
-Op = Callable[[Connection], None]
 
 
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -79,6 +54,9 @@ class Writer:
     Args:
         db: A file path or an SQLAlchemy URL. Opened (and migrated) lazily at
             the first flush, and again at later flushes if that failed.
+        run_id: The run whose heartbeat every flush writes.
+        on_reset: Called when the database file was deleted under the run;
+            returns the operations that rebuild the run's open rows.
         flush_every: Wake the background flusher after this many batches.
         flush_interval: The background flusher also writes every this many
             seconds while a phase is open.
@@ -95,6 +73,8 @@ class Writer:
         self,
         db: str,
         *,
+        run_id: str,
+        on_reset: Callable[[], list[Op]] | None = None,
         flush_every: int = 128,
         flush_interval: float = 2.0,
         strict: bool = False,
@@ -102,10 +82,11 @@ class Writer:
         heartbeat_interval: float = 15.0,
     ) -> None:
         self.db = db
-        self.run_id: str | None = None
+        self.run_id = run_id
         self.hook_wait = 0.25
         self.background_wait = 2.0
-        self.on_reset: Callable[[], list[Any]] | None = None
+        self.on_reset = on_reset
+        self._keys = KeyCache()
         self._identity: tuple[int, int] | None = None
         self.heartbeat_interval = heartbeat_interval
         self._last_heartbeat = 0.0
@@ -133,8 +114,8 @@ class Writer:
         """Queue an operation that runs inside the next flush's transaction."""
         self._ops.append(op)
 
-    def add_batch(self, record: tuple[Any, ...]) -> None:
-        """Queue one batch record ``(BATCH, handle, seq, epoch, batch, elapsed, logs)``."""
+    def add_batch(self, record: BatchRecord) -> None:
+        """Queue one batch record (the per-batch path: an append and a counter)."""
         if len(self._ops) >= self.max_pending:
             self.dropped_batches += 1
             return
@@ -160,6 +141,7 @@ class Writer:
 
             self._engine, self.url = open_database(self.db)
             self._identity = self._file_identity()
+            self._keys = KeyCache()
         return self._engine
 
     # -- flushing ------------------------------------------------------------
@@ -227,10 +209,10 @@ class Writer:
         self._check_file()
         count = len(self._ops)
         heartbeat_due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
-        if count == 0 and not (heartbeat_due and self.run_id and self._thread is not None):
+        if count == 0 and not (heartbeat_due and self._thread is not None):
             return True
         items = [self._ops.popleft() for _ in range(count)]
-        assigned: list[PhaseHandle] = []
+        assigned: list[Any] = []
         try:
             engine = self.open()
             with engine.connect() as conn:
@@ -239,14 +221,13 @@ class Writer:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
                     self._apply(conn, items, assigned)
-                    if self.run_id is not None:
-                        conn.execute(
-                            update(_RUNS).where(_RUNS.c.id == self.run_id).values(heartbeat_at=utcnow())
-                        )
+                    touch_heartbeat(conn, self.run_id, utcnow())
+            self._keys.commit()
             self._last_heartbeat = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - every failure is reported
-            for handle in assigned:
-                handle.id = None
+            self._keys.rollback()
+            for phase in assigned:
+                phase.id = None
             retry = isinstance(exc, (OperationalError, DatabaseError, OSError))
             if retry:
                 self._ops.extendleft(reversed(items))
@@ -256,36 +237,20 @@ class Writer:
             return False
         return True
 
-    def _apply(self, conn: Connection, items: list[Any], assigned: list[PhaseHandle]) -> None:
-        group: list[tuple[Any, ...]] = []
+    def _apply(self, conn: Connection, items: list[Any], assigned: list[Any]) -> None:
+        group: list[BatchRecord] = []
         for item in items:
-            if type(item) is tuple:
+            if type(item) is BatchRecord:
                 group.append(item)
                 continue
             if group:
-                self._write_batches(conn, group)
+                write_batches(conn, self._keys, group)
                 group = []
-            item(conn)
-            handle = getattr(item, "assigns", None)
-            if handle is not None:
-                assigned.append(handle)
+            apply(conn, self._keys, item)
+            if type(item) is InsertPhase:
+                assigned.append(item.phase)
         if group:
-            self._write_batches(conn, group)
-
-    @staticmethod
-    def _write_batches(conn: Connection, group: list[tuple[Any, ...]]) -> None:
-        batch_rows = []
-        values: list[dict[str, Any]] = []
-        for _, handle, seq, epoch, batch, elapsed, logs in group:
-            phase_id = handle.id
-            batch_rows.append(
-                {"phase_id": phase_id, "seq": seq, "epoch": epoch, "batch": batch, "elapsed": elapsed}
-            )
-            if logs:
-                values.extend(value_rows(logs, phase_id=phase_id, batch_seq=seq))
-        conn.execute(insert(_BATCHES), batch_rows)
-        if values:
-            conn.execute(insert(_BATCH_VALUES), values)
+            write_batches(conn, self._keys, group)
 
     def _report(self, exc: BaseException, count: int, retry: bool) -> None:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tracker.store.store import Store, decode_values
+    from tracker.store.store import Store
 
-__all__ = ["Store", "decode_values"]
+__all__ = ["Store"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,86 +1,120 @@
-"""The base of the read side: opening a database, running queries, run references.
+"""The base of the read side: frames from SQL, exact value decoding, run references.
 
 Imports neither Keras nor TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Engine, Select, select
 
-from tracker.db.engine import DEFAULT_DB
-from tracker.errors import UnknownRunError
-from tracker.store.liveness import HEARTBEAT_TIMEOUT
-from tracker.db.migrate import open_database
 from tracker.db.tables import Run
+from tracker.errors import UnknownRunError
 
-__all__ = ["StoreBase"]
+__all__ = ["PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values"]
+
+#: In ``decode_numbers``' second array: this row is a plain float.
+PLAIN = object()
 
 
-class StoreBase:
-    """Opening, querying and run references for ``tracker.Store`` (see there)."""
+def read_frame(engine: Engine, stmt: Select[Any]) -> pd.DataFrame:
+    """Run ``stmt`` into a DataFrame, keeping ``bits`` exact and ``text``/``key`` as objects.
 
-    def __init__(self, db: str | os.PathLike[str] = DEFAULT_DB, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
-        self.engine, self.url = open_database(os.fspath(db), create=False)
-        self.heartbeat_timeout = heartbeat_timeout
+    (Left to inference, pandas would turn a bits column holding NULLs into
+    float64, rounding the 64-bit patterns.)
+    """
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        names = list(result.keys())
+        rows = result.all()
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        values = [row[i] for row in rows]
+        if name == "bits":
+            columns[name] = pd.array(values, dtype="Int64")
+        elif name in ("text", "key"):
+            columns[name] = pd.Series(values, dtype="object")
+        else:
+            columns[name] = values
+    return pd.DataFrame(columns, columns=names)
 
-    def _frame(self, stmt: Select[Any]) -> pd.DataFrame:
-        """Run ``stmt`` into a DataFrame, keeping ``bits`` exact and ``text`` as objects.
 
-        (Left to inference, pandas would turn a bits column holding NULLs into
-        float64, rounding the 64-bit patterns.)
-        """
-        with self.engine.connect() as conn:
-            result = conn.execute(stmt)
-            names = list(result.keys())
-            rows = result.all()
-        columns: dict[str, Any] = {}
-        for i, name in enumerate(names):
-            values = [row[i] for row in rows]
-            if name == "bits":
-                columns[name] = pd.array(values, dtype="Int64")
-            elif name in ("text", "key"):
-                columns[name] = pd.Series(values, dtype="object")
-            else:
-                columns[name] = values
-        return pd.DataFrame(columns, columns=names)
+def decode_numbers(values: Sequence[Any], bits: Sequence[Any], texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode stored ``(value, bits, text)`` columns.
 
-    def resolve(self, ref: str) -> str:
-        """Return the run id that ``ref`` names.
+    Returns ``(floats, other)``: ``floats`` the bit-exact float64 of every
+    number (NaN where the row is not a plain number), ``other`` an object
+    array holding, where a row is not a plain float, what it is: an exact big
+    ``int``, a ``str``, or None for a logged None; ``PLAIN`` marks plain floats.
+    """
+    n = len(values)
+    floats = np.full(n, np.nan)
+    other = np.full(n, PLAIN, dtype=object)
+    for i in range(n):
+        text, b, v = texts[i], bits[i], values[i]
+        if text is not None and text is not pd.NA:
+            other[i] = int(text) if (b is not None and b is not pd.NA) else text
+        elif b is not None and b is not pd.NA:
+            floats[i] = np.int64(b).view(np.float64)
+        elif v is not None and not (isinstance(v, float) and v != v):
+            floats[i] = float(v)
+        else:
+            other[i] = None
+    return floats, other
 
-        ``ref`` may be a full run id, ``latest``, a run name (the newest run of
-        that name) or a unique prefix of a run id.
 
-        Raises:
-            UnknownRunError: nothing matches, or a prefix matches several runs.
-        """
-        with self.engine.connect() as conn:
-            if ref == "latest":
-                found = conn.execute(
-                    select(Run.id).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)
-                ).scalar()
-                if found is None:
-                    raise UnknownRunError("There are no runs in this database yet.")
-                return found
-            if conn.execute(select(Run.id).where(Run.id == ref)).scalar() is not None:
-                return ref
-            by_name = conn.execute(
-                select(Run.id).where(Run.name == ref).order_by(Run.started_at.desc()).limit(1)
-            ).scalar()
-            if by_name is not None:
-                return by_name
-            escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            matches = conn.execute(
-                select(Run.id).where(Run.id.like(f"{escaped}%", escape="\\")).limit(6)
-            ).scalars().all()
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise UnknownRunError(
-                f"No run matches {ref!r}; use a run id, a unique id prefix, a run name or 'latest'."
-            )
+def int_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Make ``columns`` nullable integers (an absent epoch is <NA>, not a float NaN)."""
+    for column in columns:
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def enum_values(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Replace enum members by their string values."""
+    for column in columns:
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: getattr(v, "value", v))
+    return frame
+
+
+def resolve_run(conn: Connection, ref: str) -> str:
+    """Return the run id that ``ref`` names (see ``Store.resolve``).
+
+    Raises:
+        UnknownRunError: nothing matches (close names are suggested), or a
+            prefix matches several runs.
+    """
+    if not isinstance(ref, str):
+        raise UnknownRunError(f"A run reference must be a string (an id, a name or 'latest'), not {ref!r}.")
+    if ref == "latest":
+        found = conn.execute(select(Run.id).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)).scalar()
+        if found is None:
+            raise UnknownRunError("There are no runs in this database yet.")
+        return found
+    if conn.execute(select(Run.id).where(Run.id == ref)).scalar() is not None:
+        return ref
+    by_name = conn.execute(
+        select(Run.id).where(Run.name == ref).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)
+    ).scalar()
+    if by_name is not None:
+        return by_name
+    escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    matches = conn.execute(select(Run.id).where(Run.id.like(f"{escaped}%", escape="\\")).limit(6)).scalars().all()
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
         shown = ", ".join(matches[:5])
         raise UnknownRunError(f"{ref!r} matches several runs ({shown}, ...); give more of the id.")
+    names = [n for n in conn.execute(select(Run.name).distinct().limit(10_000)).scalars() if n]
+    close = difflib.get_close_matches(ref, names, n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownRunError(
+        f"No run matches {ref!r}; use a run id, a unique id prefix, a run name or 'latest'.{hint}"
+    )

@@ -27,19 +27,23 @@ PARAMS = table("params", column("run_id"), column("key"), column("value"))
 TAGS = table("tags", column("run_id"), column("key"), column("value"))
 RUN_METRICS = table(
     "run_metrics",
-    *(column(c) for c in ("run_id", "key", "best_min", "best_min_epoch", "best_max", "best_max_epoch",
+    *(column(c) for c in ("run_id", "key_id", "best_min", "best_min_epoch", "best_max", "best_max_epoch",
                           "final", "final_epoch", "epochs")),
 )
+KEYS = table("keys", column("id"), column("name"))
 Run = RUNS.c
 
-__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement"]
+__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement", "RUNS", "PARAMS", "TAGS", "RUN_METRICS", "KEYS", "RUN_STATUSES"]
 
 _MAXIMISED = re.compile(r"acc|auc|precision|recall|f1|iou|r2|top_k|dice|map|score", re.IGNORECASE)
 
 
-def maximised(key: str) -> bool:
-    """True if a larger value of ``key`` is better (accuracy, AUC, recall...)."""
-    return bool(_MAXIMISED.search(key.removeprefix("val_")))
+def maximised(key: Any) -> bool:
+    """True if a larger value of ``key`` is better (accuracy, AUC, recall...).
+
+    Anything that is not a string (a missing monitor read as NaN) is minimised.
+    """
+    return isinstance(key, str) and bool(_MAXIMISED.search(key.removeprefix("val_")))
 
 
 @dataclass
@@ -164,9 +168,10 @@ def runs_statement(
         metric = RUN_METRICS.alias("sort_metric")
         value = metric.c[order.value_column]
         epoch = metric.c[order.value_column + "_epoch"]
+        key_id = select(KEYS.c.id).where(KEYS.c.name == order.key).scalar_subquery()
         stmt = (
             stmt.add_columns(value.label(order.key), epoch.label(f"{order.key}_epoch"))
-            .outerjoin(metric, and_(metric.c.run_id == Run.id, metric.c.key == order.key))
+            .outerjoin(metric, and_(metric.c.run_id == Run.id, metric.c.key_id == key_id))
             .order_by(value.is_(None), value.desc() if order.descending else value, Run.started_at)
         )
     if limit is not None:

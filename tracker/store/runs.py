@@ -1,123 +1,132 @@
-"""Store queries about one run: its summary, params, tags and best/final metrics.
+"""Runs: the listing, one run's summary, its params, tags and best/final metrics.
 
-Mixed into ``tracker.Store``; imports neither Keras nor TensorFlow.
+Plain functions behind ``Store.runs``, ``Store.run``, ``Store.params``,
+``Store.tags`` and ``Store.metrics`` (documented there). Imports neither
+Keras nor TensorFlow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from tracker.store.decisions import DecisionQueries
-from tracker.store.liveness import effective_status
-from tracker.store.filters import maximised
-from tracker.db.tables import Param, Phase, PhaseKind, Run, RunMetric, Tag
+from tracker.db.tables import Key, Param, Phase, Run, RunMetric, Tag
+from tracker.status import PhaseKind
+from tracker.store.base import enum_values, int_columns, read_frame
+from tracker.store.filters import maximised, runs_statement
+from tracker.store.liveness import apply_liveness, effective_status
 
-__all__ = ["RunQueries"]
+__all__ = ["runs_frame", "params_of", "tags_of", "metrics_frame", "run_summary", "phases_frame"]
 
 
-class RunQueries(DecisionQueries):
-    """One run at a time: ``run``, ``params``, ``tags``, ``metrics``."""
+def runs_frame(
+    engine: Engine,
+    *,
+    status: str | Sequence[str] | None = None,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    run_ids: Sequence[str] | None = None,
+    heartbeat_timeout: float,
+) -> pd.DataFrame:
+    """One row per run, filtered and sorted (see ``Store.runs``)."""
+    stmt, order = runs_statement(
+        status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
+    )
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        columns = list(result.keys())
+        rows = [list(r) for r in result.all()]
+    wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
+    rows = apply_liveness(columns, rows, wanted, timeout=heartbeat_timeout)
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("started_at", "ended_at", "heartbeat_at"):
+        frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+    int_columns(frame, ["param_count", "pid"])
+    if order.key is not None:
+        frame[f"{order.key}_epoch"] = frame[f"{order.key}_epoch"].astype("Int64")
+        frame[order.key] = frame[order.key].astype("float64")
+    return frame
 
-    def params(self, run: str) -> dict[str, Any]:
-        """Return the run's user parameters, as JSON values.
 
-        Raises:
-            UnknownRunError: ``run`` names no run.
-        """
-        run_id = self.resolve(run)
-        with self.engine.connect() as conn:
-            return dict(conn.execute(select(Param.key, Param.value).where(Param.run_id == run_id).order_by(Param.key)).all())
-
-    def tags(self, run: str) -> dict[str, str]:
-        """Return the run's tags.
-
-        Raises:
-            UnknownRunError: ``run`` names no run.
-        """
-        run_id = self.resolve(run)
-        with self.engine.connect() as conn:
-            return dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id).order_by(Tag.key)).all())
-
-    def metrics(self, run: str) -> pd.DataFrame:
-        """Return the best and final value of every numeric epoch key of a run.
-
-        Columns: ``key``, ``best`` and ``best_epoch`` (min or max by the
-        key's direction, see ``runs(sort=...)``), ``final``, ``final_epoch``,
-        ``epochs`` (epochs that logged it). NaN is skipped by best.
-
-        Raises:
-            UnknownRunError: ``run`` names no run.
-        """
-        run_id = self.resolve(run)
-        frame = self._frame(select(RunMetric).where(RunMetric.run_id == run_id).order_by(RunMetric.key))
-        rows = []
-        for r in frame.itertuples(index=False):
-            high = maximised(r.key)
-            rows.append(
-                {
-                    "key": r.key,
-                    "best": r.best_max if high else r.best_min,
-                    "best_epoch": r.best_max_epoch if high else r.best_min_epoch,
-                    "final": r.final,
-                    "final_epoch": r.final_epoch,
-                    "epochs": r.epochs,
-                }
-            )
-        out = pd.DataFrame(rows, columns=["key", "best", "best_epoch", "final", "final_epoch", "epochs"])
-        for column in ("best_epoch", "final_epoch", "epochs"):
-            out[column] = out[column].astype("Int64")
-        for column in ("best", "final"):
-            out[column] = out[column].astype("float64")
-        return out
-
-    def run(self, ref: str) -> dict[str, Any]:
-        """Return a summary of one run.
-
-        Keys: ``run`` (dict of the run's columns: id, name, status, times,
-        host, pid, versions, model and parameter counts, error), ``params``,
-        ``tags``, ``phases`` (DataFrame: seq, kind, status, started_at,
-        ended_at, initial_epoch (above 0 for a resumed fit), batch_count, sample_count, error; validation passes
-        excluded), ``metrics`` (see ``metrics``), ``lr_changes``,
-        ``early_stops`` and ``restores`` (see those methods).
-
-        Raises:
-            UnknownRunError: ``ref`` names no run.
-        """
-        run_id = self.resolve(ref)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(Run).where(Run.id == run_id)).mappings().one()
-        info = {k: getattr(v, "value", v) for k, v in dict(row).items() if k != "model_config"}
-        info["status"] = effective_status(
-            info["status"], info["host"], info["pid"], info["started_at"], info["heartbeat_at"],
-            timeout=self.heartbeat_timeout,
+def params_of(engine: Engine, run_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(select(Param.key, Param.value).where(Param.run_id == run_id).order_by(Param.key)).all()
         )
-        phases = self._frame(
+
+
+def tags_of(engine: Engine, run_id: str) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id).order_by(Tag.key)).all())
+
+
+def metrics_frame(engine: Engine, run_id: str) -> pd.DataFrame:
+    """Best and final value of every numeric epoch key of a run (see ``Store.metrics``)."""
+    with engine.connect() as conn:
+        found = conn.execute(
             select(
-                Phase.seq,
-                Phase.kind,
-                Phase.status,
-                Phase.started_at,
-                Phase.ended_at,
-                Phase.initial_epoch,
-                Phase.batch_count,
-                Phase.sample_count,
-                Phase.error,
+                Key.name, RunMetric.best_min, RunMetric.best_min_epoch, RunMetric.best_max, RunMetric.best_max_epoch,
+                RunMetric.final, RunMetric.final_epoch, RunMetric.epochs,
             )
-            .where(Phase.run_id == run_id, Phase.kind != PhaseKind.VALIDATION)
-            .order_by(Phase.seq)
+            .join(Key, Key.id == RunMetric.key_id)
+            .where(RunMetric.run_id == run_id)
+            .order_by(Key.name)
+        ).mappings().all()
+    rows = []
+    for r in found:
+        high = maximised(r["name"])
+        rows.append(
+            {
+                "key": r["name"],
+                "best": r["best_max"] if high else r["best_min"],
+                "best_epoch": r["best_max_epoch"] if high else r["best_min_epoch"],
+                "final": r["final"],
+                "final_epoch": r["final_epoch"],
+                "epochs": r["epochs"],
+            }
         )
-        for column in ("kind", "status"):
-            phases[column] = phases[column].map(lambda v: getattr(v, "value", v))
-        return {
-            "run": info,
-            "params": self.params(run_id),
-            "tags": self.tags(run_id),
-            "phases": phases,
-            "metrics": self.metrics(run_id),
-            "lr_changes": self.lr_changes(run_id),
-            "early_stops": self.early_stops(run_id),
-            "restores": self.restores(run_id),
-        }
+    out = pd.DataFrame(rows, columns=["key", "best", "best_epoch", "final", "final_epoch", "epochs"])
+    int_columns(out, ["best_epoch", "final_epoch", "epochs"])
+    for column in ("best", "final"):
+        out[column] = out[column].astype("float64")
+    return out
+
+
+def phases_frame(engine: Engine, run_id: str) -> pd.DataFrame:
+    """The run's fit, evaluate and predict calls (validation passes excluded)."""
+    frame = read_frame(
+        engine,
+        select(
+            Phase.seq.label("phase_seq"),
+            Phase.kind.label("phase"),
+            Phase.status,
+            Phase.started_at,
+            Phase.ended_at,
+            Phase.initial_epoch,
+            Phase.batch_count,
+            Phase.sample_count,
+            Phase.error,
+        )
+        .where(Phase.run_id == run_id, Phase.kind != PhaseKind.VALIDATION)
+        .order_by(Phase.seq),
+    )
+    enum_values(frame, ["phase", "status"])
+    return int_columns(frame, ["initial_epoch", "batch_count", "sample_count"])
+
+
+def run_summary(engine: Engine, run_id: str, *, heartbeat_timeout: float) -> dict[str, Any]:
+    """The run's own columns (``model_config`` left out), with its effective status."""
+    with engine.connect() as conn:
+        row = conn.execute(select(Run).where(Run.id == run_id)).mappings().one()
+    info = {k: getattr(v, "value", v) for k, v in dict(row).items() if k != "model_config"}
+    info["status"] = effective_status(
+        info["status"], info["host"], info["pid"], info["started_at"], info["heartbeat_at"],
+        timeout=heartbeat_timeout,
+    )
+    return info

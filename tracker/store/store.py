@@ -1,67 +1,39 @@
-"""The read side: runs, epochs and batches as pandas DataFrames.
+"""``Store``: the read API, a thin front over the query functions of ``tracker.store``.
 
-Imports neither Keras nor TensorFlow. Numbers come back bit-exact: they are
-rebuilt from the stored IEEE-754 bit patterns, so NaN, ±inf and -0.0 are
-exactly what Keras passed.
+Imports neither Keras nor TensorFlow. Numbers come back bit-exact: NaN,
+±inf and -0.0 are exactly what Keras passed. Every frame that names a phase
+has ``phase``, the phase kind (``fit``, ``validation``, ``evaluate`` or
+``predict``), and ``phase_seq``, the call's sequence number within its run.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
 
-from tracker.store.runs import RunQueries
-from tracker.store.liveness import apply_liveness
-from tracker.store.filters import runs_statement
-from tracker.db.tables import Batch, BatchValue, Epoch, EpochValue, Phase, PhaseKind
+from tracker.db.engine import DEFAULT_DB
+from tracker.db.migrate import open_for_reading
+from tracker.store import decisions, runs, series
+from tracker.store.base import resolve_run
+from tracker.store.liveness import HEARTBEAT_TIMEOUT
 
-__all__ = ["Store", "decode_values"]
-
-_PHASE_NAMES = {
-    "train": PhaseKind.FIT,
-    "fit": PhaseKind.FIT,
-    "validation": PhaseKind.VALIDATION,
-    "evaluate": PhaseKind.EVALUATE,
-    "predict": PhaseKind.PREDICT,
-}
+__all__ = ["Store"]
 
 
-def decode_values(bits: Sequence[Any], texts: Sequence[Any]) -> pd.Series:
-    """Return the logged values stored as ``bits``/``text`` columns.
-
-    A float64 Series when every value is a number; an object Series otherwise
-    (floats as ``float``, exact big ints as ``int``, text as ``str``, a
-    logged None as None, so it is never confused with a logged NaN).
-    """
-    n = len(bits)
-    int_bits = pd.array(list(bits), dtype="Int64")
-    has_bits = ~np.asarray(int_bits.isna(), dtype=bool)
-    floats = np.full(n, np.nan)
-    floats[has_bits] = int_bits[has_bits].to_numpy(dtype=np.int64).view(np.float64)
-    text_mask = np.array([isinstance(t, str) for t in texts], dtype=bool)
-    if not text_mask.any() and has_bits.all():
-        return pd.Series(floats, dtype="float64")
-    out: list[Any] = []
-    for i in range(n):
-        if text_mask[i]:
-            out.append(int(texts[i]) if has_bits[i] else texts[i])  # type: ignore[arg-type]
-        elif has_bits[i]:
-            out.append(float(floats[i]))
-        else:
-            out.append(None)
-    return pd.Series(out, dtype="object")
-
-
-class Store(RunQueries):
-    """Read runs recorded by TrackingCallback.
+class Store:
+    """Read runs recorded by ``TrackingCallback``.
 
     Args:
-        db: A file path or an SQLAlchemy URL. Default ``"tracker.db"``. An
-            older schema is upgraded on open; a missing file is never created.
+        db: A file path or an SQLAlchemy URL. Default ``"tracker.db"``.
+            Opened read-only: reading never changes the database, and a
+            missing file is never created.
+        upgrade: Upgrade a database with an older schema before reading it
+            (this writes it). Default False: an older schema is refused with
+            ``SchemaOutdatedError``, whose message says to run
+            ``tracker db upgrade``.
         heartbeat_timeout: Seconds without a heartbeat after which a
             ``running`` run on another host is reported ``crashed``.
             Default 120. (On this host a dead pid is enough.)
@@ -69,16 +41,45 @@ class Store(RunQueries):
     Raises:
         DatabaseNotFoundError: the file does not exist.
         NotADatabaseError: the file is not a tracker database.
-        SchemaTooNewError: a newer tracker wrote the file.
+        SchemaOutdatedError: an older tracker wrote it and ``upgrade`` is False.
+        SchemaTooNewError: a newer tracker wrote it.
 
     Example:
         ```python
         store = tracker.Store("runs.db")
-        store.runs()
+        store.runs(sort="best:val_loss")
         store.epochs("latest")
         store.restores()
         ```
     """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] = DEFAULT_DB,
+        *,
+        upgrade: bool = False,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    ) -> None:
+        self.engine, self.url = open_for_reading(os.fspath(db), upgrade_schema=upgrade)
+        self.heartbeat_timeout = heartbeat_timeout
+
+    def resolve(self, ref: str) -> str:
+        """Return the run id that ``ref`` names.
+
+        ``ref`` may be a full run id, ``latest``, a run name (the newest run of
+        that name) or a unique prefix of a run id.
+
+        Raises:
+            UnknownRunError: nothing matches (close names are suggested), or
+                a prefix matches several runs.
+        """
+        with self.engine.connect() as conn:
+            return resolve_run(conn, ref)
+
+    def _maybe(self, run: str | None) -> str | None:
+        return None if run is None else self.resolve(run)
+
+    # -- runs ----------------------------------------------------------------------
 
     def runs(
         self,
@@ -115,190 +116,208 @@ class Store(RunQueries):
         interrupted, crashed: a ``running`` run whose process is gone, see
         ``tracker.store.liveness``), ``started_at`` and ``ended_at`` (UTC),
         ``model_name``, ``param_count``, ``host``, ``pid``, ``phases``
-        (fit/evaluate/predict calls), ``epochs`` (epochs finished),
-        ``heartbeat_at`` (the writer's last sign of life); with a
-        ``best:``/``final:`` sort also ``KEY`` and ``KEY_epoch`` (the sorted
-        value and its epoch). All filters are bound parameters.
+        (fit/evaluate/predict calls), ``epochs`` (epochs that count: a
+        resumed job's superseded attempts are left out), ``heartbeat_at``
+        (the writer's last sign of life); with a ``best:``/``final:`` sort
+        also ``KEY`` and ``KEY_epoch`` (the sorted value and its epoch). All
+        filters are bound parameters.
 
         Raises:
             ValueError: ``sort`` or ``status`` is not understood.
         """
-        stmt, order = runs_statement(
-            status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
+        return runs.runs_frame(
+            self.engine, status=status, name=name, tags=tags, params=params, sort=sort, limit=limit,
+            run_ids=run_ids, heartbeat_timeout=self.heartbeat_timeout,
         )
-        with self.engine.connect() as conn:
-            result = conn.execute(stmt)
-            columns = list(result.keys())
-            rows = [list(r) for r in result.all()]
-        wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
-        rows = apply_liveness(columns, rows, wanted, timeout=self.heartbeat_timeout)
-        frame = pd.DataFrame(rows, columns=columns)
-        for column in ("started_at", "ended_at", "heartbeat_at"):
-            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
-        if order.key is not None:
-            frame[f"{order.key}_epoch"] = frame[f"{order.key}_epoch"].astype("Int64")
-        return frame
 
-    @staticmethod
-    def _widen(long: pd.DataFrame, keys: list[str], extra: list[str]) -> pd.DataFrame:
-        """Pivot ``(keys..., extra..., key, bits, text)`` rows into one column per key.
+    def run(self, ref: str) -> dict[str, Any]:
+        """Return a summary of one run.
 
-        ``keys`` identify a row uniquely; ``extra`` columns ride along.
+        Keys: ``run`` (dict of the run's columns: id, name, status, times,
+        host, pid, versions, model and parameter counts, error), ``params``,
+        ``tags``, ``phases`` (DataFrame: ``phase_seq``, ``phase`` (the
+        kind), ``status``, ``started_at``, ``ended_at``, ``initial_epoch``
+        (above 0 for a resumed fit), ``batch_count``, ``sample_count``,
+        ``error``; validation passes excluded), ``metrics`` (see
+        ``metrics``), ``evaluations``, ``lr_changes``, ``early_stops`` and
+        ``restores`` (see those methods).
+
+        Raises:
+            UnknownRunError: ``ref`` names no run.
         """
-        columns = keys + extra
-        if long.empty:
-            return pd.DataFrame(columns=columns)
-        base = long.drop_duplicates(subset=keys)[columns].reset_index(drop=True)
-        keyed = long[long["key"].notna()]
-        if keyed.empty:
-            return base
-        decoded = decode_values(list(keyed["bits"]), list(keyed["text"]))
-        if decoded.dtype != object:
-            tidy = keyed[keys + ["key"]].reset_index(drop=True).assign(v=decoded.to_numpy())
-            wide = tidy.pivot(index=keys, columns="key", values="v")
-            wide.columns.name = None
-            return base.join(wide, on=keys)
-        # Text or None present: place cells by hand, because pivoting object
-        # values turns a logged None into NaN. A key absent from a row is NaN.
-        position = {k: i for i, k in enumerate(map(tuple, base[keys].itertuples(index=False, name=None)))}
-        columns: dict[str, list[Any]] = {}
-        for row_key, key, value in zip(
-            keyed[keys].itertuples(index=False, name=None), keyed["key"], decoded.to_numpy()
-        ):
-            column = columns.setdefault(key, [np.nan] * len(base))
-            column[position[tuple(row_key)]] = value
-        wide = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in sorted(columns.items())})
-        for key in wide.columns:
-            if all(isinstance(v, float) for v in wide[key]):
-                wide[key] = wide[key].astype("float64")
-        return pd.concat([base, wide], axis=1)
+        run_id = self.resolve(ref)
+        return {
+            "run": runs.run_summary(self.engine, run_id, heartbeat_timeout=self.heartbeat_timeout),
+            "params": self.params(run_id),
+            "tags": self.tags(run_id),
+            "phases": runs.phases_frame(self.engine, run_id),
+            "metrics": self.metrics(run_id),
+            "evaluations": self.evaluations(run_id),
+            "lr_changes": self.lr_changes(run_id),
+            "early_stops": self.early_stops(run_id),
+            "restores": self.restores(run_id),
+        }
 
-    @staticmethod
-    def _tidy(long: pd.DataFrame, keys: list[str], extra: list[str], run_id: str) -> pd.DataFrame:
-        """One row per (row keys, log key): ``run_id``, keys, extra, ``key``, ``value``."""
-        keyed = long[long["key"].notna()].reset_index(drop=True)
-        decoded = decode_values(list(keyed["bits"]), list(keyed["text"]))
-        tidy = keyed[keys + extra + ["key"]].assign(value=decoded.to_numpy())
-        tidy.insert(0, "run_id", run_id)
-        return tidy
+    def params(self, run: str) -> dict[str, Any]:
+        """Return the run's user parameters, as JSON values.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return runs.params_of(self.engine, self.resolve(run))
+
+    def tags(self, run: str) -> dict[str, str]:
+        """Return the run's tags.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return runs.tags_of(self.engine, self.resolve(run))
+
+    def metrics(self, run: str) -> pd.DataFrame:
+        """Return the best and final value of every numeric epoch key of a run.
+
+        Columns: ``key``, ``best`` and ``best_epoch`` (min or max by the
+        key's direction, see ``runs(sort=...)``; the earliest epoch reaching
+        it), ``final`` and ``final_epoch`` (the latest epoch), ``epochs``
+        (epochs that logged it). NaN is skipped by best. Superseded epochs of
+        a resumed job are left out.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return runs.metrics_frame(self.engine, self.resolve(run))
+
+    # -- values over time ------------------------------------------------------------
 
     def epochs(self, run: str, *, tidy: bool = False, attempts: bool = False) -> pd.DataFrame:
-        """Return one row per finished epoch of the run's fit phases.
+        """Return one row per finished epoch of the run's fits.
 
-        Wide (default) columns: ``phase`` (the fit call's sequence number
-        within the run), ``epoch`` (0-based, as Keras passed it),
-        ``started_at``, ``ended_at`` (UTC), ``redone`` (this epoch index was
-        trained before, by a fit that a resumed fit replaced), then one column
-        per ``logs`` key seen at epoch end (``val_*`` included), in Keras'
-        (alphabetical) order. With ``tidy=True``: one row per epoch and key,
-        columns ``run_id, phase, epoch, started_at, ended_at, redone, key,
-        value``. Values are bit-exact.
+        Wide (default) columns: ``phase`` (``fit``), ``phase_seq`` (the fit
+        call's sequence number within the run), ``epoch`` (0-based, as Keras
+        passed it), ``started_at``, ``ended_at`` (UTC), ``redone`` (this
+        epoch index was trained before, by an attempt that a resumed fit
+        threw away), then one column per epoch ``logs`` key, in alphabetical
+        order: the logs as every callback's ``on_epoch_end`` left them (what
+        ``History`` keeps). A key an epoch did not log is ``<NA>``; a logged
+        NaN is NaN. With ``tidy=True``: one row per epoch and key, columns
+        ``run_id, phase, phase_seq, epoch, started_at, ended_at, redone, key,
+        value``.
 
         A job resumed with ``BackupAndRestore`` re-trains the epochs after
-        its backup point. Those earlier attempts are left out unless
+        its backup point; the attempts it threw away are left out unless
         ``attempts=True``, which adds them with ``superseded`` true.
 
         Raises:
             UnknownRunError: ``run`` names no run.
         """
-        run_id = self.resolve(run)
-        stmt = (
-            select(
-                Phase.seq.label("phase"),
-                Epoch.epoch,
-                Epoch.started_at,
-                Epoch.ended_at,
-                EpochValue.key,
-                EpochValue.bits,
-                EpochValue.text,
-            )
-            .join(Epoch, Epoch.phase_id == Phase.id)
-            .outerjoin(EpochValue, EpochValue.epoch_id == Epoch.id)
-            .where(Phase.run_id == run_id, Phase.kind == PhaseKind.FIT)
-            .order_by(Phase.seq, Epoch.epoch, EpochValue.key)
-        )
-        long = self._mark_redone(self._frame(stmt), run_id, attempts)
-        extra = ["started_at", "ended_at", "redone"] + (["superseded"] if attempts else [])
-        if tidy:
-            return self._tidy(long, ["phase", "epoch"], extra, run_id)
-        return self._widen(long, ["phase", "epoch"], extra)
+        return series.epochs_frame(self.engine, self.resolve(run), tidy=tidy, attempts=attempts)
 
-    def _mark_redone(self, long: pd.DataFrame, run_id: str, attempts: bool) -> pd.DataFrame:
-        """Flag epochs re-trained by a resumed fit; drop the replaced attempts unless asked."""
-        resumed = dict(
-            self._frame(
-                select(Phase.seq, Phase.initial_epoch).where(
-                    Phase.run_id == run_id, Phase.kind == PhaseKind.FIT, Phase.initial_epoch > 0
-                )
-            ).itertuples(index=False)
-        )
-        pairs = long[["phase", "epoch"]].drop_duplicates()
-        later = {
-            (p, e): any(q > p and (q, e) in set(map(tuple, pairs.values)) for q in resumed)
-            for p, e in map(tuple, pairs.values)
-        }
-        superseded = long.apply(lambda r: later[(r["phase"], r["epoch"])], axis=1) if len(long) else pd.Series(dtype=bool)
-        replaced = {(p, e) for (p, e), gone in later.items() if gone}
-        redone_epochs = {e for _, e in replaced}
-        long = long.assign(
-            redone=[(p in resumed and e in redone_epochs) for p, e in zip(long["phase"], long["epoch"])],
-            superseded=list(superseded) if len(long) else [],
-        )
-        if not attempts:
-            long = long[~long["superseded"].astype(bool)].drop(columns="superseded")
-        return long
-
-    def batches(self, run: str, phase: str = "train", *, tidy: bool = False) -> pd.DataFrame:
+    def batches(self, run: str, phase: str = "fit", *, tidy: bool = False) -> pd.DataFrame:
         """Return one row per recorded batch of one kind of phase.
 
         Args:
             run: A run reference (see ``resolve``).
-            phase: ``train`` (batches of fit), ``validation`` (the evaluation
-                inside fit), ``evaluate`` (standalone) or ``predict``.
-                Default ``train``.
+            phase: ``fit`` (the training batches), ``validation`` (the
+                evaluation inside fit), ``evaluate`` (standalone) or
+                ``predict``. Default ``fit``.
+            tidy: One row per batch and key instead of one column per key.
 
-        Columns: ``phase`` (the phase's sequence number within the run),
-        ``epoch`` (the training epoch; for validation, the epoch validated;
-        empty for evaluate and predict), ``batch`` (the index Keras passed,
-        the end step with ``steps_per_execution``), ``elapsed`` (seconds since
-        the phase began), then one column per ``logs`` key (predict batches
-        have none: outputs are never stored). Batch logs are Keras' running
-        means since the start of the epoch. With ``tidy=True``: one row per
-        batch and key, columns ``run_id, phase, epoch, batch, elapsed, key,
-        value``.
+        Columns: ``phase``, ``phase_seq``, ``epoch`` (fit batches; ``<NA>``
+        otherwise), ``batch`` (Keras' index within the epoch: the end step,
+        so 3, 7, 11 with ``steps_per_execution=4``), ``step`` (the order of
+        the batches of one call: for a fit, the batch's index in the whole
+        fit), ``elapsed`` (seconds since the call began, when the hook ran),
+        then one column per logged key: Keras' running means since the start
+        of the epoch. Predict batches have no values (outputs are never
+        stored). Rows are in Keras' order, also when JAX or torch ran the
+        hooks out of order.
 
         Raises:
             UnknownRunError: ``run`` names no run.
-            ValueError: ``phase`` is not one of the four names.
+            ValueError: ``phase`` is not one of the four kinds.
         """
-        kind = _PHASE_NAMES.get(phase)
-        if kind is None:
-            raise ValueError(f"phase must be train, validation, evaluate or predict, not {phase!r}.")
-        run_id = self.resolve(run)
-        epoch_col = func.coalesce(Batch.epoch, Phase.epoch).label("epoch")
-        stmt = (
-            select(
-                Phase.seq.label("phase"),
-                epoch_col,
-                Batch.batch,
-                Batch.seq.label("_seq"),
-                Batch.elapsed,
-                BatchValue.key,
-                BatchValue.bits,
-                BatchValue.text,
-            )
-            .join(Batch, Batch.phase_id == Phase.id)
-            .outerjoin(
-                BatchValue,
-                and_(BatchValue.phase_id == Batch.phase_id, BatchValue.batch_seq == Batch.seq),
-            )
-            .where(Phase.run_id == run_id, Phase.kind == kind)
-            .order_by(Phase.seq, Batch.seq, BatchValue.key)
-        )
-        if tidy:
-            long = self._frame(stmt)
-            long["epoch"] = long["epoch"].astype("Int64")
-            return self._tidy(long, ["phase"], ["epoch", "batch", "elapsed"], run_id)
-        wide = self._widen(self._frame(stmt), ["phase", "_seq"], ["epoch", "batch", "elapsed"])
-        wide["epoch"] = wide["epoch"].astype("Int64")
-        return wide.drop(columns="_seq")
+        return series.batches_frame(self.engine, self.resolve(run), phase, tidy=tidy)
+
+    def evaluations(self, run: str | None = None) -> pd.DataFrame:
+        """Return one row per ``evaluate`` call, of one run or of every run.
+
+        Columns: ``run_id``, ``phase_seq``, ``status``, ``ended_at``, then
+        one column per key of the logs ``evaluate`` ended with (the results
+        ``evaluate(return_dict=True)`` returns).
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        run_id = self._maybe(run)
+        return series.evaluations_frame(self.engine, None if run_id is None else [run_id])
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def lr_changes(self, run: str | None = None) -> pd.DataFrame:
+        """Return one row per learning-rate change, of one run or of every run.
+
+        Columns: ``run_id``, ``phase`` (``fit``), ``phase_seq``,
+        ``optimizer`` (the model attribute holding it), ``epoch`` (the first
+        epoch that trains with the new value), ``step`` (the first global
+        optimizer step that does), ``old_lr``, ``new_lr``, ``source`` (the
+        callback's class name, ``user code``, or ``unknown`` when the change
+        was noticed only afterwards) and ``hook`` (the callback method).
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return decisions.lr_changes_frame(self.engine, self._maybe(run))
+
+    def lr_series(self, run: str | None = None) -> pd.DataFrame:
+        """Return the learning rate each optimizer trained with.
+
+        One row per fit start (``point`` = ``phase_begin``), per epoch (the
+        rate of the epoch's first step) and, for optimizers on a
+        ``LearningRateSchedule`` with batch logging on, per recorded batch.
+        Columns: ``run_id``, ``phase``, ``phase_seq``, ``optimizer``,
+        ``point``, ``epoch``, ``batch``, ``step`` (global optimizer step),
+        ``lr``.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return decisions.lr_series_frame(self.engine, self._maybe(run))
+
+    def early_stops(self, run: str | None = None) -> pd.DataFrame:
+        """Return the early-stop decisions, of one run or of every run.
+
+        One row per ``stop_training = True`` (``stopped`` true) and per
+        stopper that ran to the end of a fit without stopping (``stopped``
+        false, its state at train end). Columns: ``run_id``, ``name``,
+        ``phase``, ``phase_seq``, ``stopper`` (the callback's class name),
+        ``stopped``, ``stopped_epoch`` (the epoch in which training was
+        stopped), ``hook``, ``batch`` (for a stop inside a batch, e.g.
+        TerminateOnNaN), ``best_epoch``, ``monitor``, ``best``, ``patience``,
+        ``wait``, ``mode``, ``min_delta``, ``baseline``, ``start_from_epoch``,
+        and ``epoch`` (the epoch of the decision: where it stopped, or the
+        last epoch for one that did not).
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return decisions.early_stops_frame(self.engine, self._maybe(run))
+
+    def restores(self, run: str | None = None) -> pd.DataFrame:
+        """Return the fits that ended with the weights of an earlier epoch.
+
+        Found by weight fingerprints, not from the metric history. Columns:
+        ``run_id``, ``name``, ``phase``, ``phase_seq``, ``restored_epoch``
+        (whose weights the model ended with; when several epochs ended with
+        identical weights, the one the restoring callback names as its
+        ``best_epoch`` if it is among them, else the earliest),
+        ``last_epoch`` (the last epoch trained), ``restored_by`` (the class
+        of the callback whose ``set_weights`` put them back), ``hook`` and
+        ``at_epoch`` (when it did), ``monitor`` (the stopper's monitored key,
+        else ``val_loss`` or ``loss``), ``value_at_restored`` and
+        ``value_at_last`` (that key's epoch values).
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return decisions.restores_frame(self.engine, self._maybe(run))

@@ -1,0 +1,424 @@
+"""Every SQL write of the tracker: typed operations and the functions that apply them.
+
+The recorder (``tracker.record``) never builds SQL. It queues the typed
+operations below on its ``Writer``, which applies them in order, in one
+transaction per flush, with ``apply``. Each operation is a small frozen-shape
+value; the one per-batch record, ``BatchRecord``, is a ``NamedTuple``, and
+consecutive batch records are written with one ``executemany``.
+
+An operation refers to its phase through ``PhaseRef``, an object whose
+``id`` is set when the phase's row is written (``InsertPhase``), so later
+operations can be queued before the row exists.
+
+Imports neither Keras nor pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from functools import lru_cache
+from typing import Any, NamedTuple, Protocol
+
+from sqlalchemy import Connection, Table, and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tracker.db.metrics import rebuild_run_summary, upsert_run_metrics
+from tracker.db.tables import (
+    Batch,
+    BatchExtra,
+    Epoch,
+    EpochValue,
+    Key,
+    KeySet,
+    LRChange,
+    LRSeries,
+    Param,
+    Phase,
+    PhaseValue,
+    Restore,
+    Run,
+    StopDecision,
+    Tag,
+)
+from tracker.db.values import logged_items, encode, pack_batch
+from tracker.status import LRPoint, PhaseKind
+
+__all__ = [
+    "PhaseRef",
+    "InsertRun",
+    "ResumeRun",
+    "UpdateRun",
+    "InsertPhase",
+    "EndPhase",
+    "StartFit",
+    "InsertEpoch",
+    "BatchRecord",
+    "DecisionTable",
+    "InsertDecisions",
+    "InsertLRBatchSeries",
+    "Op",
+    "KeyCache",
+    "apply",
+    "write_batches",
+    "touch_heartbeat",
+]
+
+_RUNS, _PHASES, _EPOCHS = Run.__table__, Phase.__table__, Epoch.__table__
+_BATCHES, _EXTRAS = Batch.__table__, BatchExtra.__table__
+_EPOCH_VALUES, _PHASE_VALUES = EpochValue.__table__, PhaseValue.__table__
+_KEYS, _KEYSETS = Key.__table__, KeySet.__table__
+_PARAMS, _TAGS = Param.__table__, Tag.__table__
+
+
+class PhaseRef(Protocol):
+    """A phase as an operation refers to it; ``id`` is None until its row is written."""
+
+    id: int | None
+
+
+# -- operations ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class InsertRun:
+    """Create the run row, with its params and tags."""
+
+    row: dict[str, Any]
+    params: dict[str, Any]
+    tags: dict[str, str]
+
+
+@dataclass(slots=True)
+class ResumeRun:
+    """Mark a continued run as running again; add params and tags it lacks."""
+
+    run_id: str
+    values: dict[str, Any]
+    params: dict[str, Any]
+    tags: dict[str, str]
+
+
+@dataclass(slots=True)
+class UpdateRun:
+    """Set columns of the run row."""
+
+    run_id: str
+    values: dict[str, Any]
+
+
+@dataclass(slots=True)
+class InsertPhase:
+    """Create a phase row and set ``phase.id``; count it on the run unless it is a validation pass."""
+
+    run_id: str
+    phase: PhaseRef
+    row: dict[str, Any]
+    parent: PhaseRef | None = None
+
+
+@dataclass(slots=True)
+class EndPhase:
+    """Close a phase: its final columns and the logs of ``on_train_end``/``on_test_end``."""
+
+    phase: PhaseRef
+    values: dict[str, Any]
+    logs: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class StartFit:
+    """A fit's first epoch: store ``initial_epoch``; when above 0, supersede earlier attempts.
+
+    Epochs at or after ``initial_epoch`` trained by earlier fit phases of the
+    run were thrown away by the restart (``BackupAndRestore``); they are
+    marked superseded and the run's summary is rebuilt without them.
+    """
+
+    run_id: str
+    phase: PhaseRef
+    seq: int
+    initial_epoch: int
+
+
+@dataclass(slots=True)
+class InsertEpoch:
+    """One finished epoch: its row, its logs, the run's summary and epoch count."""
+
+    run_id: str
+    phase: PhaseRef
+    epoch: int
+    started_at: datetime | None
+    ended_at: datetime
+    fingerprint: str | None
+    logs: dict[str, Any] | None
+
+
+class BatchRecord(NamedTuple):
+    """One batch-end hook, as queued on the training thread (see ``tracker.db.tables.Batch``)."""
+
+    phase: PhaseRef
+    step: int
+    epoch: int | None
+    batch: int
+    elapsed: float
+    logs: dict[str, Any] | None
+
+
+class DecisionTable(Enum):
+    """The decision tables, for ``InsertDecisions``."""
+
+    LR_CHANGES = LRChange.__table__
+    LR_SERIES = LRSeries.__table__
+    STOPS = StopDecision.__table__
+    RESTORES = Restore.__table__
+
+
+@dataclass(slots=True)
+class InsertDecisions:
+    """Rows of one decision table, for one phase."""
+
+    table: DecisionTable
+    phase: PhaseRef
+    rows: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class InsertLRBatchSeries:
+    """The per-batch learning rate of a schedule, evaluated when written (off the training thread).
+
+    ``points`` are ``(batch, step)``; ``lr_at(step)`` returns the rate the
+    optimizer uses at that global step.
+    """
+
+    phase: PhaseRef
+    optimizer: str
+    epoch: int
+    points: list[tuple[int | None, int]]
+    lr_at: Callable[[int], float | None] = field(repr=False)
+
+
+Op = InsertRun | ResumeRun | UpdateRun | InsertPhase | EndPhase | StartFit | InsertEpoch | InsertDecisions | InsertLRBatchSeries
+
+
+# -- the key dictionary ---------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _insert_ignore(dialect: str, table_name: str) -> Any:
+    table = _KEYS if table_name == "keys" else _KEYSETS
+    column = "name" if table_name == "keys" else "key_ids"
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_(table).on_conflict_do_nothing(index_elements=[column])
+
+
+class KeyCache:
+    """Key and keyset ids of one database, cached; ids found in a failed transaction are forgotten."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}
+        self.keysets: dict[tuple[str, ...], int] = {}
+        self._new_keys: list[str] = []
+        self._new_keysets: list[tuple[str, ...]] = []
+
+    def rollback(self) -> None:
+        """Forget the ids learnt since the last ``commit`` (their rows may be gone)."""
+        for name in self._new_keys:
+            self.keys.pop(name, None)
+        for names in self._new_keysets:
+            self.keysets.pop(names, None)
+        self.commit()
+
+    def commit(self) -> None:
+        self._new_keys, self._new_keysets = [], []
+
+    def key_ids(self, conn: Connection, names: Iterable[str]) -> dict[str, int]:
+        """Return the id of every name, creating the missing ones."""
+        missing = sorted({n for n in names if n not in self.keys})
+        if missing:
+            conn.execute(_insert_ignore(conn.dialect.name, "keys"), [{"name": n} for n in missing])
+            for i in range(0, len(missing), 500):
+                chunk = missing[i : i + 500]
+                for key_id, name in conn.execute(select(_KEYS.c.id, _KEYS.c.name).where(_KEYS.c.name.in_(chunk))):
+                    self.keys[name] = key_id
+            self._new_keys.extend(missing)
+        return self.keys
+
+    def keyset_id(self, conn: Connection, names: tuple[str, ...]) -> int:
+        """Return the id of an ordered key tuple, creating it if missing."""
+        found = self.keysets.get(names)
+        if found is not None:
+            return found
+        ids = self.key_ids(conn, names)
+        text = ",".join(str(ids[n]) for n in names)
+        conn.execute(_insert_ignore(conn.dialect.name, "keysets"), [{"key_ids": text}])
+        found = conn.execute(select(_KEYSETS.c.id).where(_KEYSETS.c.key_ids == text)).scalar_one()
+        self.keysets[names] = found
+        self._new_keysets.append(names)
+        return found
+
+
+def _value_rows(conn: Connection, keys: KeyCache, logs: dict[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
+    items = logged_items(logs)
+    if not items:
+        return []
+    ids = keys.key_ids(conn, items)
+    rows = []
+    for name, raw in items.items():
+        value, bits, text = encode(raw)
+        rows.append({**owner, "key_id": ids[name], "value": value, "bits": bits, "text": text})
+    return rows
+
+
+# -- applying -------------------------------------------------------------------------
+
+
+def _insert_run(conn: Connection, keys: KeyCache, op: InsertRun) -> None:
+    conn.execute(insert(_RUNS).values(**op.row))
+    run_id = op.row["id"]
+    if op.params:
+        conn.execute(insert(_PARAMS), [{"run_id": run_id, "key": k, "value": v} for k, v in op.params.items()])
+    if op.tags:
+        conn.execute(insert(_TAGS), [{"run_id": run_id, "key": k, "value": v} for k, v in op.tags.items()])
+
+
+def _resume_run(conn: Connection, keys: KeyCache, op: ResumeRun) -> None:
+    conn.execute(update(_RUNS).where(_RUNS.c.id == op.run_id).values(**op.values))
+    for table, given in ((_PARAMS, op.params), (_TAGS, op.tags)):
+        if not given:
+            continue
+        have = set(conn.execute(select(table.c.key).where(table.c.run_id == op.run_id)).scalars())
+        rows = [{"run_id": op.run_id, "key": k, "value": v} for k, v in given.items() if k not in have]
+        if rows:
+            conn.execute(insert(table), rows)
+
+
+def _update_run(conn: Connection, keys: KeyCache, op: UpdateRun) -> None:
+    conn.execute(update(_RUNS).where(_RUNS.c.id == op.run_id).values(**op.values))
+
+
+def _insert_phase(conn: Connection, keys: KeyCache, op: InsertPhase) -> None:
+    parent_id = op.parent.id if op.parent is not None else None
+    op.phase.id = conn.execute(insert(_PHASES).values(**op.row, parent_id=parent_id)).inserted_primary_key[0]
+    if op.row["kind"] is not PhaseKind.VALIDATION:
+        conn.execute(update(_RUNS).where(_RUNS.c.id == op.run_id).values(phase_count=_RUNS.c.phase_count + 1))
+
+
+def _end_phase(conn: Connection, keys: KeyCache, op: EndPhase) -> None:
+    conn.execute(update(_PHASES).where(_PHASES.c.id == op.phase.id).values(**op.values))
+    rows = _value_rows(conn, keys, op.logs, phase_id=op.phase.id)
+    if rows:
+        conn.execute(insert(_PHASE_VALUES), rows)
+
+
+def _start_fit(conn: Connection, keys: KeyCache, op: StartFit) -> None:
+    conn.execute(update(_PHASES).where(_PHASES.c.id == op.phase.id).values(initial_epoch=op.initial_epoch))
+    if op.initial_epoch <= 0:
+        return
+    earlier = select(_PHASES.c.id).where(
+        _PHASES.c.run_id == op.run_id, _PHASES.c.kind == PhaseKind.FIT.value, _PHASES.c.seq < op.seq
+    )
+    result = conn.execute(
+        update(_EPOCHS)
+        .where(_EPOCHS.c.superseded.is_(False), _EPOCHS.c.epoch >= op.initial_epoch, _EPOCHS.c.phase_id.in_(earlier))
+        .values(superseded=True)
+    )
+    if result.rowcount:
+        rebuild_run_summary(conn, op.run_id)
+
+
+def _insert_epoch(conn: Connection, keys: KeyCache, op: InsertEpoch) -> None:
+    epoch_id = conn.execute(
+        insert(_EPOCHS).values(
+            phase_id=op.phase.id, epoch=op.epoch, started_at=op.started_at, ended_at=op.ended_at,
+            fingerprint=op.fingerprint, superseded=False,
+        )
+    ).inserted_primary_key[0]
+    rows = _value_rows(conn, keys, op.logs, epoch_id=epoch_id)
+    if rows:
+        conn.execute(insert(_EPOCH_VALUES), rows)
+        upsert_run_metrics(conn, op.run_id, op.epoch, rows)
+    conn.execute(update(_RUNS).where(_RUNS.c.id == op.run_id).values(epoch_count=_RUNS.c.epoch_count + 1))
+
+
+def _insert_decisions(conn: Connection, keys: KeyCache, op: InsertDecisions) -> None:
+    if op.rows:
+        conn.execute(insert(op.table.value), [dict(r, phase_id=op.phase.id) for r in op.rows])
+
+
+def _insert_lr_batch_series(conn: Connection, keys: KeyCache, op: InsertLRBatchSeries) -> None:
+    rates: dict[int, float | None] = {}
+    rows = []
+    for batch, step in op.points:
+        if step not in rates:
+            rates[step] = op.lr_at(step)
+        rows.append(
+            {"phase_id": op.phase.id, "optimizer": op.optimizer, "point": LRPoint.BATCH, "epoch": op.epoch,
+             "batch": batch, "step": step, "lr": rates[step]}
+        )
+    if rows:
+        conn.execute(insert(LRSeries.__table__), rows)
+
+
+_APPLY: dict[type, Callable[[Connection, KeyCache, Any], None]] = {
+    InsertRun: _insert_run,
+    ResumeRun: _resume_run,
+    UpdateRun: _update_run,
+    InsertPhase: _insert_phase,
+    EndPhase: _end_phase,
+    StartFit: _start_fit,
+    InsertEpoch: _insert_epoch,
+    InsertDecisions: _insert_decisions,
+    InsertLRBatchSeries: _insert_lr_batch_series,
+}
+
+
+def apply(conn: Connection, keys: KeyCache, op: Op) -> None:
+    """Apply one operation inside the caller's transaction."""
+    _APPLY[type(op)](conn, keys, op)
+
+
+@lru_cache(maxsize=4)
+def _batch_insert(dialect: str, table: Table) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # A batch index repeated within one epoch (a hand-written loop) keeps its
+    # first record instead of failing the whole flush.
+    return insert_(table).on_conflict_do_nothing()
+
+
+def write_batches(conn: Connection, keys: KeyCache, records: Sequence[BatchRecord]) -> None:
+    """Write consecutive batch records with one ``executemany`` (plus one for any extras)."""
+    rows: list[dict[str, Any]] = []
+    extras: list[dict[str, Any]] = []
+    for record in records:
+        phase_id = record.phase.id
+        packed = pack_batch(record.logs)
+        keyset_id = keys.keyset_id(conn, packed.keys) if packed.keys else None
+        rows.append(
+            {"phase_id": phase_id, "step": record.step, "epoch": record.epoch, "batch": record.batch,
+             "elapsed_us": round(record.elapsed * 1e6), "keyset_id": keyset_id,
+             "vals": packed.vals if packed.keys else None}
+        )
+        if packed.extras:
+            ids = keys.key_ids(conn, [k for k, _ in packed.extras])
+            extras.extend(
+                {"phase_id": phase_id, "step": record.step, "key_id": ids[k], "value": e.value, "bits": e.bits,
+                 "text": e.text}
+                for k, e in packed.extras
+            )
+    dialect = conn.dialect.name
+    conn.execute(_batch_insert(dialect, _BATCHES), rows)
+    if extras:
+        conn.execute(_batch_insert(dialect, _EXTRAS), extras)
+
+
+def touch_heartbeat(conn: Connection, run_id: str, now: datetime) -> None:
+    """Write the run's heartbeat (the writer's sign of life)."""
+    conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(heartbeat_at=now))
+
+
+def run_exists(conn: Connection, run_id: str) -> bool:
+    """True if the run row exists (used when resuming)."""
+    return conn.execute(select(_RUNS.c.id).where(_RUNS.c.id == run_id)).first() is not None

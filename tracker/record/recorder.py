@@ -1,0 +1,403 @@
+"""One run's recording: what the callback's hooks and the Keras capture feed.
+
+``Recorder`` is the ``capture.Listener`` of a ``TrackingCallback``. The
+callback forwards its Keras hooks here; the capture (``tracker.record.capture``)
+adds what hooks cannot see: when every callback of the list has run an event,
+a call that raised, and the LR, stop and weight decisions as they are made.
+
+Data path: hooks → ``Ledger`` (run and phase rows), ``LearningRates``,
+``StopsAndRestores`` → typed operations (``tracker.db.writes``) queued on the
+``Writer``. Per batch the recorder only counts and appends one
+``BatchRecord``, under a lock, because on JAX and torch Keras may run batch
+hooks on worker threads (``async_safe``), late and out of order: a batch is
+filed by the phase it belongs to and keyed by its step, never by arrival.
+
+An epoch is written once every callback's ``on_epoch_end`` has run, so its
+logs are what ``History`` keeps, keys added by later callbacks included.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tracker.db.values import logged_items, utcnow
+from tracker.db.writes import BatchRecord, InsertEpoch, StartFit
+from tracker.errors import TrackingWarning, TrackingWriteError
+from tracker.record import capture
+from tracker.record.capture import Actor
+from tracker.record.decisions import StopsAndRestores
+from tracker.record.environment import output_shapes
+from tracker.record.learning_rate import LearningRates
+from tracker.record.ledger import Ledger, PhaseHandle, RunIdentity
+from tracker.record.writer import Writer
+from tracker.status import PhaseKind, Status
+
+__all__ = ["Recorder"]
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Which open phases a failing Keras method owns.
+_METHOD_KINDS = {
+    "fit": {PhaseKind.FIT},
+    "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
+    "predict": {PhaseKind.PREDICT},
+}
+
+
+def _guarded(where: str) -> Callable[[F], F]:
+    """Report a failure inside ``where`` without disturbing training (unless strict)."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Recorder, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                self.fault(exc, where)
+                return None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@dataclass(slots=True)
+class _EndedEpoch:
+    """An epoch whose own hook has run, waiting for the other callbacks' ``on_epoch_end``."""
+
+    epoch: int
+    started_at: datetime | None
+    ended_at: datetime
+    fingerprint: str | None
+    logs: Mapping[str, Any] | None
+
+
+class Recorder:
+    """Records one run (see the module docstring).
+
+    Args:
+        identity: The run's id, name, params and tags.
+        writer: The run's writer.
+        log_batches: Record every batch (True), none (False), or every N-th
+            step plus the last batch of each epoch and pass (an int N).
+        strict: Raise ``TrackingWriteError`` instead of warning.
+    """
+
+    def __init__(self, identity: RunIdentity, writer: Writer, *, log_batches: bool | int, strict: bool) -> None:
+        self.identity = identity
+        self.writer = writer
+        self.log_batches = log_batches
+        self.every = int(log_batches)  # 0: off, 1: every batch, N: every N-th step
+        self.strict = strict
+        self.model: Any = None
+        self.keras_params: Mapping[str, Any] = {}
+        self.ledger = Ledger(identity, writer)
+        self.lr = LearningRates(writer.submit, log_batches=self.every > 0)
+        self.decisions = StopsAndRestores(writer.submit)
+        self._fault_reasons: set[str] = set()
+        self._lock = threading.Lock()
+        self._in_event: str | None = None
+        self._siblings: list[Any] = []
+        self._fit: PhaseHandle | None = None
+        self._test: PhaseHandle | None = None
+        self._predict: PhaseHandle | None = None
+        self._epoch: int | None = None
+        self._epoch_started_at: datetime | None = None
+        self._epoch_base = 0
+        self._epoch_last_batch = -1
+        self._epoch_batches: list[int] = []
+        self._held: dict[int, BatchRecord] = {}  # per phase seq: the latest batch not sampled
+        self._ended: _EndedEpoch | None = None
+        self._epochs_written: set[int] = set()
+        self._train_end_logs: Mapping[str, Any] | None = None
+
+    # -- faults ------------------------------------------------------------------------
+
+    def fault(self, exc: BaseException, where: str) -> None:
+        """Report a tracking failure: raise in strict mode, else log and warn once per reason."""
+        if self.strict:
+            if isinstance(exc, TrackingWriteError):
+                raise exc
+            raise TrackingWriteError(f"tracker: {where} failed: {exc}") from exc
+        logger.exception("tracker: %s failed", where)
+        reason = f"{where}: {type(exc).__name__}"
+        if reason not in self._fault_reasons:
+            self._fault_reasons.add(reason)
+            warnings.warn(
+                f"tracker: {where} failed ({type(exc).__name__}: {exc}); training goes on.",
+                TrackingWarning,
+                stacklevel=4,
+            )
+
+    # -- fit ------------------------------------------------------------------------------
+
+    @_guarded("on_train_begin")
+    def train_begin(self) -> None:
+        fit = self._fit = self.ledger.begin_phase(PhaseKind.FIT, self.model, self.keras_params)
+        self._epoch = None
+        self._epoch_base = 0
+        self._ended = None
+        self._epochs_written = set()
+        self._train_end_logs = None
+        self.lr.begin_fit(fit, self.model)
+        siblings = self._siblings if self._in_event == "on_train_begin" else []
+        self.decisions.begin_fit(fit, self.model, siblings)
+        capture.watch(self)
+
+    @_guarded("on_epoch_begin")
+    def epoch_begin(self, epoch: int) -> None:
+        fit = self._fit
+        if fit is None:
+            return
+        self._write_ended_epoch(flush=False)
+        self._epoch = epoch
+        self._epoch_started_at = utcnow()
+        self._epoch_last_batch = -1
+        self._epoch_batches = []
+        if fit.initial_epoch is None:
+            fit.initial_epoch = epoch  # the fit's first epoch: above 0 on a resume
+            self.writer.submit(StartFit(self.identity.run_id, fit, fit.seq, epoch))
+        self.lr.epoch_begun(epoch)
+        if self._in_event != "on_epoch_begin":
+            self.lr.epoch_started(epoch)  # called directly, not through a CallbackList
+
+    def _sample(self, record: BatchRecord) -> bool:
+        """Queue ``record`` if it is sampled (call under the lock); else hold it if it is the latest."""
+        if self.every == 1 or (record.step + 1) % self.every == 0:
+            self.writer.add_batch(record)
+            return True
+        key = id(record.phase)
+        held = self._held.get(key)
+        if held is None or record.batch > held.batch:
+            self._held[key] = record
+        return False
+
+    def _release_held(self, phase: PhaseHandle, last_batch: int) -> BatchRecord | None:
+        """At the end of an epoch or pass: queue the held record if it is the last batch."""
+        with self._lock:
+            held = self._held.pop(id(phase), None)
+            if held is not None and held.batch >= last_batch:
+                self.writer.add_batch(held)
+                return held
+        return None
+
+    def train_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+        """The per-batch path: a count and an append, safe from Keras' worker threads."""
+        fit = self._fit
+        if fit is None:
+            return
+        try:
+            with self._lock:
+                fit.batch_count += 1
+                if batch > self._epoch_last_batch:
+                    self._epoch_last_batch = batch
+                if self.every:
+                    record = BatchRecord(fit, self._epoch_base + batch, self._epoch, batch,
+                                         time.perf_counter() - fit.t0, dict(logs) if logs else None)
+                    if self._sample(record) and self.lr.has_schedule:
+                        self._epoch_batches.append(batch)
+        except Exception as exc:  # noqa: BLE001
+            self.fault(exc, "on_train_batch_end")
+
+    @_guarded("on_epoch_end")
+    def epoch_end(self, epoch: int, logs: Mapping[str, Any] | None) -> None:
+        fit = self._fit
+        if fit is None:
+            return
+        if epoch in self._epochs_written or (self._ended is not None and self._ended.epoch == epoch):
+            warnings.warn(
+                f"tracker: on_epoch_end({epoch}) was called twice in one fit; the first one is kept.",
+                TrackingWarning,
+                stacklevel=4,
+            )
+            return
+        self._write_ended_epoch(flush=False)
+        fingerprint = self.decisions.epoch_trained(epoch)
+        if self.every > 1:
+            held = self._release_held(fit, self._epoch_last_batch)
+            if held is not None and self.lr.has_schedule:
+                self._epoch_batches.append(held.batch)
+        with self._lock:  # every batch hook of the epoch has run (Keras waits for them)
+            batches, self._epoch_batches = self._epoch_batches, []
+            self._epoch_base += self._epoch_last_batch + 1
+            self._epoch_last_batch = -1
+        self.lr.epoch_ended(epoch, batches)
+        self._ended = _EndedEpoch(epoch, self._epoch_started_at, utcnow(), fingerprint, logs)
+        if self._in_event != "on_epoch_end":
+            self._write_ended_epoch(flush=True)
+
+    def _write_ended_epoch(self, *, flush: bool) -> None:
+        ended, self._ended = self._ended, None
+        fit = self._fit
+        if ended is None or fit is None:
+            return
+        self._epochs_written.add(ended.epoch)
+        self.writer.submit(
+            InsertEpoch(self.identity.run_id, fit, ended.epoch, ended.started_at, ended.ended_at, ended.fingerprint,
+                        logged_items(ended.logs))
+        )
+        if flush:
+            self.writer.flush()
+
+    @_guarded("on_train_end")
+    def train_end(self, logs: Mapping[str, Any] | None) -> None:
+        self._train_end_logs = logs
+        if self._in_event != "on_train_end":
+            self._finish_fit()
+
+    def _finish_fit(self) -> None:
+        fit = self._fit
+        if fit is None:
+            return
+        self._write_ended_epoch(flush=False)
+        capture.unwatch(self)
+        self.decisions.end_fit(completed=True)
+        self.lr.end_fit()
+        self._fit = None
+        self.ledger.end_phase(fit, Status.FINISHED, self._train_end_logs, self.model)
+
+    # -- evaluate (standalone, or validation inside fit) and predict ------------------
+
+    @_guarded("on_test_begin")
+    def test_begin(self) -> None:
+        inside_fit = self._fit is not None and bool(self.ledger.phases) and self.ledger.phases[-1] is self._fit
+        kind = PhaseKind.VALIDATION if inside_fit else PhaseKind.EVALUATE
+        epoch = self._epoch if inside_fit else None
+        self._test = self.ledger.begin_phase(kind, self.model, self.keras_params, epoch=epoch)
+
+    def test_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+        handle = self._test
+        if handle is None:
+            return
+        try:
+            with self._lock:
+                handle.batch_count += 1
+                if batch > handle.last_batch:
+                    handle.last_batch = batch
+                if self.every:
+                    self._sample(BatchRecord(handle, batch, None, batch, time.perf_counter() - handle.t0,
+                                             dict(logs) if logs else None))
+        except Exception as exc:  # noqa: BLE001
+            self.fault(exc, "on_test_batch_end")
+
+    @_guarded("on_test_end")
+    def test_end(self, logs: Mapping[str, Any] | None) -> None:
+        handle, self._test = self._test, None
+        if handle is not None:
+            if self.every > 1:
+                self._release_held(handle, handle.last_batch)
+            self.ledger.end_phase(handle, Status.FINISHED, logs, self.model)
+
+    @_guarded("on_predict_begin")
+    def predict_begin(self) -> None:
+        self._predict = self.ledger.begin_phase(PhaseKind.PREDICT, self.model, self.keras_params)
+
+    def predict_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+        handle = self._predict
+        if handle is None:
+            return
+        try:
+            shapes = output_shapes(dict(logs or {}))
+            with self._lock:
+                handle.batch_count += 1
+                if batch > handle.last_batch:
+                    handle.last_batch = batch
+                if self.every:  # timing only: outputs are never stored
+                    self._sample(BatchRecord(handle, batch, None, batch, time.perf_counter() - handle.t0, None))
+                if shapes:
+                    first = next(iter(shapes.values()))
+                    handle.sample_count += first[0] if first else 1
+                    for key, shape in shapes.items():
+                        known = handle.output_shapes.get(key)
+                        if known is None:
+                            handle.output_shapes[key] = list(shape)
+                        elif shape:
+                            known[0] += shape[0]
+        except Exception as exc:  # noqa: BLE001
+            self.fault(exc, "on_predict_batch_end")
+
+    @_guarded("on_predict_end")
+    def predict_end(self, logs: Mapping[str, Any] | None) -> None:
+        handle, self._predict = self._predict, None
+        if handle is not None:
+            if self.every > 1:
+                self._release_held(handle, handle.last_batch)
+            self.ledger.end_phase(handle, Status.FINISHED, logs, self.model)
+
+    # -- capture.Listener -------------------------------------------------------------
+
+    def event_begin(self, event: str, callbacks: list[Any]) -> None:
+        self._in_event = event
+        if event == "on_train_begin":
+            self._siblings = list(callbacks)
+
+    @_guarded("recording after the callbacks")
+    def event_end(self, event: str) -> None:
+        self._in_event = None
+        if event == "on_epoch_begin" and self._fit is not None and self._epoch is not None:
+            self.lr.epoch_started(self._epoch)
+        elif event == "on_epoch_end":
+            self._write_ended_epoch(flush=True)
+        elif event == "on_train_end":
+            self._finish_fit()
+
+    def call_returned(self, method: str) -> None:
+        if method == "fit" and self._fit is not None:
+            self._in_event = None
+            self._guarded_finish()
+
+    @_guarded("recording the end of fit")
+    def _guarded_finish(self) -> None:
+        self._finish_fit()
+
+    @_guarded("recording the failure")
+    def call_failed(self, method: str, exc: BaseException) -> None:
+        """Close the phases of a failing call (Keras skips the end hooks when a call raises)."""
+        self._in_event = None
+        kinds = _METHOD_KINDS.get(method, set())
+        if method == "fit" and self._fit is not None:
+            self._write_ended_epoch(flush=False)
+            capture.unwatch(self)
+            self.decisions.end_fit(completed=False)
+            self.lr.end_fit()
+        if not any(h.kind in kinds for h in self.ledger.phases):
+            return
+        status = Status.INTERRUPTED if isinstance(exc, (KeyboardInterrupt, SystemExit)) else Status.FAILED
+        error = f"{type(exc).__name__}: {exc}"
+        while self.ledger.phases:
+            handle = self.ledger.phases[-1]
+            for attr in ("_fit", "_test", "_predict"):
+                if getattr(self, attr) is handle:
+                    setattr(self, attr, None)
+            self.ledger.end_phase(handle, status, None, self.model, error=error)
+            if handle.kind in kinds:
+                break
+
+    def watches_optimizer(self, optimizer: Any) -> bool:
+        return self.lr.name_of(optimizer) is not None
+
+    @_guarded("recording an LR change")
+    def lr_set(self, optimizer: Any, old: float | None, new: float | None, actor: Actor) -> None:
+        self.lr.lr_set(optimizer, old, new, actor)
+
+    @_guarded("recording a stop")
+    def stop_requested(self, actor: Actor) -> None:
+        self.decisions.stop_requested(actor, self._epoch)
+
+    @_guarded("recording a restore")
+    def weights_setting(self, actor: Actor) -> None:
+        self.decisions.weights_setting(actor, self._epoch)
+
+    @_guarded("recording a restore")
+    def weights_set(self, actor: Actor) -> None:
+        self.decisions.weights_set(actor, self._epoch)

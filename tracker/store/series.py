@@ -1,0 +1,255 @@
+"""Logged values over time: epochs, batches and evaluate results, wide or tidy.
+
+Plain functions behind ``Store.epochs``, ``Store.batches`` and
+``Store.evaluations`` (documented there). Values are bit-exact. In a wide
+frame a key a row did not log is missing (``<NA>``), distinct from a logged
+NaN: a column every row logged is ``float64``; one with gaps is pandas'
+nullable ``Float64``, which keeps a logged NaN as NaN and a gap as ``<NA>``;
+a column holding text, big integers or a logged None is ``object``.
+
+Imports neither Keras nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from tracker.db.tables import Batch, BatchExtra, Epoch, EpochValue, Key, KeySet, Phase, PhaseValue
+from tracker.store.base import PLAIN, decode_numbers, int_columns
+from tracker.status import PhaseKind
+
+__all__ = ["epochs_frame", "batches_frame", "evaluations_frame", "PHASES"]
+
+#: The phase kinds ``batches`` accepts.
+PHASES = tuple(k.value for k in PhaseKind)
+
+
+def _columns(n: int, cells: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Build the wide columns from, per key, ``(row index, floats, others)``."""
+    out: dict[str, Any] = {}
+    for key in sorted(cells):
+        rows, floats, others = cells[key]
+        plain = np.fromiter((o is PLAIN for o in others), dtype=bool, count=len(others))
+        if plain.all():
+            values = np.full(n, np.nan)
+            values[rows] = floats
+            if len(rows) == n:
+                out[key] = values
+            else:
+                present = np.zeros(n, dtype=bool)
+                present[rows] = True
+                out[key] = pd.arrays.FloatingArray(values, ~present)
+        else:
+            column = np.full(n, pd.NA, dtype=object)
+            for r, f, o, p in zip(rows, floats, others, plain):
+                column[r] = float(f) if p else o
+            out[key] = pd.Series(column, dtype="object")
+    return out
+
+
+def _widen(meta: pd.DataFrame, row_of: dict[Any, int], long: Sequence[tuple[Any, str, Any, Any, Any]]) -> pd.DataFrame:
+    """``meta`` (one row per owner) joined with one column per key of ``long`` rows.
+
+    ``long`` holds ``(owner, key, value, bits, text)``; ``row_of`` maps an
+    owner to its row in ``meta``.
+    """
+    if not long:
+        return meta
+    owners, keys, values, bits, texts = zip(*long)
+    floats, others = decode_numbers(values, bits, texts)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        by_key[key].append(i)
+    cells = {}
+    for key, idx in by_key.items():
+        positions = np.array(idx)
+        cells[key] = (np.array([row_of[owners[i]] for i in idx]), floats[positions], others[positions])
+    wide = pd.DataFrame(_columns(len(meta), cells), index=meta.index)
+    return pd.concat([meta, wide], axis=1)
+
+
+def _tidy(meta: pd.DataFrame, row_of: dict[Any, int], long: Sequence[tuple[Any, str, Any, Any, Any]],
+          run_id: str) -> pd.DataFrame:
+    """One row per owner and key: ``run_id``, the meta columns, ``key``, ``value``."""
+    columns = ["run_id", *meta.columns, "key", "value"]
+    if not long:
+        return pd.DataFrame(columns=columns)
+    owners, keys, values, bits, texts = zip(*long)
+    floats, others = decode_numbers(values, bits, texts)
+    order = sorted(range(len(long)), key=lambda i: (row_of[owners[i]], keys[i]))
+    picked = meta.iloc[[row_of[owners[i]] for i in order]].reset_index(drop=True)
+    plain = all(others[i] is PLAIN for i in order)
+    value: Any = floats[order] if plain else pd.Series(
+        [float(floats[i]) if others[i] is PLAIN else others[i] for i in order], dtype="object"
+    )
+    tidy = picked.assign(key=[keys[i] for i in order], value=value)
+    tidy.insert(0, "run_id", run_id)
+    return tidy[columns]
+
+
+def epochs_frame(engine: Engine, run_id: str, *, tidy: bool = False, attempts: bool = False) -> pd.DataFrame:
+    """The epochs of a run's fits (see ``Store.epochs``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Epoch.id, Phase.seq, Epoch.epoch, Epoch.started_at, Epoch.ended_at, Epoch.superseded)
+            .join(Phase, Phase.id == Epoch.phase_id)
+            .where(Phase.run_id == run_id, Phase.kind == PhaseKind.FIT)
+            .order_by(Phase.seq, Epoch.epoch)
+        ).all()
+        if not attempts:
+            redone_epochs = {r.epoch for r in rows if r.superseded}
+            rows = [r for r in rows if not r.superseded]
+        else:
+            redone_epochs = {r.epoch for r in rows if r.superseded}
+        ids = [r.id for r in rows]
+        long = []
+        for i in range(0, len(ids), 900):
+            long.extend(
+                conn.execute(
+                    select(EpochValue.epoch_id, Key.name, EpochValue.value, EpochValue.bits, EpochValue.text)
+                    .join(Key, Key.id == EpochValue.key_id)
+                    .where(EpochValue.epoch_id.in_(ids[i : i + 900]))
+                ).all()
+            )
+    meta = pd.DataFrame(
+        {
+            "phase": PhaseKind.FIT.value,
+            "phase_seq": pd.array([r.seq for r in rows], dtype="int64"),
+            "epoch": pd.array([r.epoch for r in rows], dtype="int64"),
+            "started_at": pd.to_datetime(pd.Series([r.started_at for r in rows], dtype=object)),
+            "ended_at": pd.to_datetime(pd.Series([r.ended_at for r in rows], dtype=object)),
+            "redone": [(not r.superseded) and r.epoch in redone_epochs for r in rows],
+        }
+    )
+    if attempts:
+        meta["superseded"] = [bool(r.superseded) for r in rows]
+    row_of = {epoch_id: i for i, epoch_id in enumerate(ids)}
+    return _tidy(meta, row_of, long, run_id) if tidy else _widen(meta, row_of, long)
+
+
+def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False) -> pd.DataFrame:
+    """The recorded batches of one kind of phase of a run (see ``Store.batches``)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be {', '.join(PHASES[:-1])} or {PHASES[-1]}, not {phase!r}.")
+    with engine.connect() as conn:
+        phases = dict(
+            conn.execute(
+                select(Phase.id, Phase.seq).where(Phase.run_id == run_id, Phase.kind == PhaseKind(phase))
+            ).all()
+        )
+        heads: list[Any] = []
+        extras: list[Any] = []
+        for phase_id in sorted(phases, key=phases.__getitem__):
+            heads.extend(
+                conn.execute(
+                    select(Batch.phase_id, Batch.step, Batch.epoch, Batch.batch, Batch.elapsed_us, Batch.keyset_id,
+                           Batch.vals)
+                    .where(Batch.phase_id == phase_id)
+                    .order_by(Batch.step)
+                ).all()
+            )
+            extras.extend(
+                conn.execute(
+                    select(BatchExtra.phase_id, BatchExtra.step, Key.name, BatchExtra.value, BatchExtra.bits,
+                           BatchExtra.text)
+                    .join(Key, Key.id == BatchExtra.key_id)
+                    .where(BatchExtra.phase_id == phase_id)
+                ).all()
+            )
+        keyset_ids = {h.keyset_id for h in heads if h.keyset_id is not None}
+        keysets: dict[int, list[str]] = {}
+        if keyset_ids:
+            names = dict(conn.execute(select(Key.id, Key.name)).all())
+            for keyset_id, key_ids in conn.execute(
+                select(KeySet.id, KeySet.key_ids).where(KeySet.id.in_(sorted(keyset_ids)))
+            ):
+                keysets[keyset_id] = [names[int(k)] for k in key_ids.split(",")]
+    n = len(heads)
+    meta = pd.DataFrame(
+        {
+            "phase": phase,
+            "phase_seq": pd.array([phases[h.phase_id] for h in heads], dtype="int64"),
+            "epoch": pd.array([h.epoch for h in heads], dtype="Int64"),
+            "batch": pd.array([h.batch for h in heads], dtype="int64"),
+            "step": pd.array([h.step for h in heads], dtype="int64"),
+            "elapsed": np.array([np.nan if h.elapsed_us is None else h.elapsed_us / 1e6 for h in heads]),
+        }
+    )
+    row_of = {(h.phase_id, h.step): i for i, h in enumerate(heads)}
+    long: list[tuple[Any, str, Any, Any, Any]] = [
+        ((e.phase_id, e.step), e.name, e.value, e.bits, e.text) for e in extras
+    ]
+    cells = _packed_cells(heads, keysets)
+    if tidy:
+        for key, (rows, floats, _) in cells.items():
+            long.extend(((heads[r].phase_id, heads[r].step), key, None, np.float64(f).view(np.int64), None)
+                        for r, f in zip(rows, floats))
+        return _tidy(meta, row_of, long, run_id)
+    if long:
+        owners, keys, values, bits, texts = zip(*long)
+        floats_x, others_x = decode_numbers(values, bits, texts)
+        for i, key in enumerate(keys):
+            rows_k, floats_k, others_k = cells.get(key, (np.empty(0, int), np.empty(0), np.empty(0, object)))
+            cells[key] = (np.append(rows_k, row_of[owners[i]]), np.append(floats_k, floats_x[i]),
+                          np.append(others_k, np.array([others_x[i]], dtype=object)))
+    wide = pd.DataFrame(_columns(n, cells), index=meta.index)
+    return pd.concat([meta, wide], axis=1)
+
+
+def _packed_cells(heads: Sequence[Any], keysets: dict[int, list[str]]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Decode the packed float64 values of batch rows, per key: (row index, floats, PLAIN markers)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, h in enumerate(heads):
+        if h.keyset_id is not None:
+            groups[h.keyset_id].append(i)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for keyset_id, rows in groups.items():
+        names = keysets[keyset_id]
+        matrix = np.frombuffer(b"".join(heads[i].vals for i in rows), dtype="<f8").reshape(len(rows), len(names))
+        index = np.array(rows)
+        for j, name in enumerate(names):
+            parts[name].append((index, matrix[:, j]))
+    cells = {}
+    for name, chunks in parts.items():
+        rows = np.concatenate([c[0] for c in chunks])
+        floats = np.concatenate([c[1] for c in chunks]).astype(np.float64)
+        others = np.full(len(rows), PLAIN, dtype=object)
+        cells[name] = (rows, floats, others)
+    return cells
+
+
+def evaluations_frame(engine: Engine, run_ids: Sequence[str] | None) -> pd.DataFrame:
+    """One row per ``evaluate`` call (see ``Store.evaluations``)."""
+    with engine.connect() as conn:
+        stmt = select(Phase.id, Phase.run_id, Phase.seq, Phase.status, Phase.ended_at).where(
+            Phase.kind == PhaseKind.EVALUATE
+        )
+        if run_ids is not None:
+            stmt = stmt.where(Phase.run_id.in_(list(run_ids)))
+        rows = conn.execute(stmt.order_by(Phase.run_id, Phase.seq)).all()
+        ids = [r.id for r in rows]
+        long = []
+        for i in range(0, len(ids), 900):
+            long.extend(
+                conn.execute(
+                    select(PhaseValue.phase_id, Key.name, PhaseValue.value, PhaseValue.bits, PhaseValue.text)
+                    .join(Key, Key.id == PhaseValue.key_id)
+                    .where(PhaseValue.phase_id.in_(ids[i : i + 900]))
+                ).all()
+            )
+    meta = pd.DataFrame(
+        {
+            "run_id": pd.Series([r.run_id for r in rows], dtype="object"),
+            "phase_seq": pd.array([r.seq for r in rows], dtype="int64"),
+            "status": pd.Series([getattr(r.status, "value", r.status) for r in rows], dtype="object"),
+            "ended_at": pd.to_datetime(pd.Series([r.ended_at for r in rows], dtype=object)),
+        }
+    )
+    frame = _widen(meta, {phase_id: i for i, phase_id in enumerate(ids)}, long)
+    return int_columns(frame, [])
