@@ -124,7 +124,7 @@ def test_thousands_of_keys(tmp_path):
     guide_model().fit(x, y, batch_size=16, epochs=1, callbacks=[Inject(many, many), cb], verbose=0)
     row = Store(db).epochs(cb.run_id).iloc[0]
     assert all(bits(row[k]) == bits(v) for k, v in many.items())
-    assert len(Store(db).batches(cb.run_id).columns) == 3000 + 4
+    assert len(Store(db).batches(cb.run_id).columns) == 3000 + 6  # phase, phase_seq, epoch, batch, step, elapsed
 
 
 STRANGE = [

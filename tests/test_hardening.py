@@ -105,7 +105,7 @@ def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(
     first_attempts = set(before["epoch"])
     redone = set(epochs[epochs["redone"]]["epoch"])
     assert redone == {e for e in first_attempts if e >= backup_point}
-    assert list(epochs["phase"]) == [0] * backup_point + [resumed_seq] * (8 - backup_point)
+    assert list(epochs["phase_seq"]) == [0] * backup_point + [resumed_seq] * (8 - backup_point)
     every = store.epochs("preempted", attempts=True)
     assert set(every[every["superseded"]]["epoch"]) == redone
     assert len(every) == 8 + len(redone)

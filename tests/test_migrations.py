@@ -6,13 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import shutil
+import struct
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from tracker import NotADatabaseError, SchemaTooNewError, Store
+from click.testing import CliRunner
+from conftest import bits
+
+from tracker import NotADatabaseError, SchemaOutdatedError, SchemaTooNewError, Store
+from tracker.cli import main
 from tracker.db.migrate import HEAD_REVISION, VERSION_TABLE, alembic_config, head_revision, open_database
 from tracker.db.tables import Base
 
@@ -105,9 +112,9 @@ def test_sqlalchemy_url_is_accepted(tmp_path):
 
 
 DATA = Path(__file__).resolve().parent / "data"
-REV0001_TABLES = [
-    "runs", "params", "tags", "phases", "epochs", "batches", "epoch_values", "batch_values", "phase_values",
-]
+FIXTURES = sorted(p.name for p in DATA.glob("rev*.db"))
+# Tables whose rows 0006 leaves as they were (for the columns they had).
+KEPT = ["runs", "params", "tags", "phases", "epochs", "lr_changes", "lr_series", "stop_decisions", "restores"]
 
 
 def rows_of(path, table, columns="*"):
@@ -115,66 +122,144 @@ def rows_of(path, table, columns="*"):
         return sorted(map(tuple, conn.execute(f"SELECT {columns} FROM {table}").fetchall()), key=repr)
 
 
-def test_a_database_written_at_revision_0001_upgrades_with_every_row_kept(tmp_path):
+def _exact(value, bits_, text):
+    """A stored value in a comparable form: exact bits for numbers, else text/None."""
+    if text is not None:
+        return ("int", text) if bits_ is not None else ("text", text)
+    if bits_ is not None:
+        return ("bits", bits_)
+    if value is None:
+        return ("none",)
+    return ("bits", bits(value))
+
+
+def logical_content(path, columns_of=None):
+    """What a database says, independent of how revisions lay it out: kept tables
+    (``columns_of`` a table: the columns to compare, default all it has), every
+    logged value bit-exact, and the batches of each phase in Keras' order."""
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0]
+        old = revision < "0006"
+        kept = {}
+        for table in KEPT:
+            if table in tables and (columns_of is None or table in columns_of):
+                columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")
+                           if not (table == "runs" and r[1] == "epoch_count") and r[1] != "superseded"]
+                if columns_of is not None:
+                    columns = columns_of[table][0]
+                kept[table] = (columns, sorted(map(tuple, conn.execute(f"SELECT {', '.join(columns)} FROM {table}")), key=repr))
+        key_of = "key" if old else "(SELECT name FROM keys WHERE keys.id = key_id)"
+        values = {}
+        for table, owner in (("epoch_values", "epoch_id"), ("phase_values", "phase_id")):
+            values[table] = {
+                (o, k): _exact(v, b, t)
+                for o, k, v, b, t in conn.execute(f"SELECT {owner}, {key_of}, value, bits, text FROM {table}")
+            }
+        batches = {}
+        if old:
+            heads = conn.execute("SELECT phase_id, seq, epoch, batch, elapsed FROM batches ORDER BY phase_id, seq").fetchall()
+            logged = {}
+            for p, q, k, v, b, t in conn.execute("SELECT phase_id, batch_seq, key, value, bits, text FROM batch_values"):
+                logged.setdefault((p, q), {})[k] = _exact(v, b, t)
+            for p, q, e, n, elapsed in heads:
+                batches.setdefault(p, []).append((e, n, None if elapsed is None else round(elapsed * 1e6), logged.get((p, q), {})))
+            for p in batches:  # Keras' order: by epoch, then batch index
+                batches[p].sort(key=lambda r: (-1 if r[0] is None else r[0], r[1]))
+        else:
+            names = dict(conn.execute("SELECT id, name FROM keys"))
+            keysets = {i: [names[int(k)] for k in ids.split(",")] for i, ids in conn.execute("SELECT id, key_ids FROM keysets")}
+            extras = {}
+            for p, q, k, v, b, t in conn.execute("SELECT phase_id, step, key_id, value, bits, text FROM batch_extras"):
+                extras.setdefault((p, q), {})[names[k]] = _exact(v, b, t)
+            for p, q, e, n, elapsed, keyset, vals in conn.execute(
+                "SELECT phase_id, step, epoch, batch, elapsed_us, keyset_id, vals FROM batches ORDER BY phase_id, step"
+            ):
+                logged = dict(extras.get((p, q), {}))
+                if keyset is not None:
+                    floats = struct.unpack(f"<{len(keysets[keyset])}d", vals)
+                    logged.update({k: ("bits", bits(f)) for k, f in zip(keysets[keyset], floats)})
+                batches.setdefault(p, []).append((e, n, elapsed, logged))
+    return kept, values, batches
+
+
+def test_a_database_written_at_revision_0001_upgrades_with_every_value_kept(tmp_path):
     """tests/data/rev0001.db was written by the real tracker at revision 0001
     (a fit with validation and a NaN metric, an evaluate and a predict)."""
-    import shutil
-
     path = tmp_path / "old.db"
     shutil.copy(DATA / "rev0001.db", path)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == ("0001",)
-        columns = {t: ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in REV0001_TABLES}
-    before = {t: rows_of(path, t) for t in REV0001_TABLES}
-    assert len(before["batch_values"]) > 0 and len(before["epochs"]) == 3
+    before = logical_content(path)
+    assert sum(len(b) for b in before[2].values()) > 0 and len(before[0]["epochs"][1]) == 3
 
-    store = Store(str(path))  # opening upgrades
+    store = Store(str(path), upgrade=True)
 
-    with sqlite3.connect(path) as conn:
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (head_revision(),)
-    for table in REV0001_TABLES:
-        assert rows_of(path, table, columns[table]) == before[table], table
+    assert logical_content(path, before[0]) == before
     assert rows_of(path, "epochs", "fingerprint") == [(None,)] * 3
-    # 0003 backfilled the counters and the per-key summary from the old rows.
     assert rows_of(path, "runs", "phase_count, epoch_count") == [(3, 3)]
-    summary = {r[0]: r[1:] for r in rows_of(path, "run_metrics", "key, best_min, best_min_epoch, final, final_epoch, epochs")}
+    metrics = store.metrics("written-at-0001").set_index("key")
     loss = store.epochs("written-at-0001")["loss"].tolist()
-    assert summary["loss"] == (min(loss), loss.index(min(loss)), loss[-1], 2, 3)
-    assert summary["nan_metric"] == (None, None, None, 2, 3)
+    assert (metrics.loc["loss", "best"], metrics.loc["loss", "best_epoch"]) == (min(loss), loss.index(min(loss)))
+    assert (metrics.loc["loss", "final"], metrics.loc["loss", "final_epoch"], metrics.loc["loss", "epochs"]) == (loss[-1], 2, 3)
+    assert np.isnan(metrics.loc["nan_metric", "best"]) and metrics.loc["nan_metric", "epochs"] == 3
     epochs = store.epochs("written-at-0001")
     assert list(epochs["epoch"]) == [0, 1, 2]
     assert epochs["nan_metric"].isna().all() and epochs["val_loss"].notna().all()
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in DATA.glob("rev*.db")))
-def test_every_committed_older_database_upgrades_with_every_row_kept(tmp_path, fixture):
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_committed_older_database_upgrades_with_every_value_bit_exact(tmp_path, fixture):
     """tests/data/revNNNN.db were written by the real tracker at each earlier revision."""
-    import shutil
-
     path = tmp_path / fixture
     shutil.copy(DATA / fixture, path)
     with sqlite3.connect(path) as conn:
         old_revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0]
-        tables = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-            if r[0] != VERSION_TABLE
-        ]
-        columns = {t: ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
     assert fixture == f"rev{old_revision}.db" and old_revision != HEAD_REVISION
-    before = {t: rows_of(path, t) for t in tables}
-    assert sum(len(rows) for rows in before.values()) > 50
+    before = logical_content(path)
+    assert sum(len(rows) for _, rows in before[0].values()) > 10 and before[1]["epoch_values"]
 
-    store = Store(str(path))
+    store = Store(str(path), upgrade=True)
 
-    for table in tables:
-        assert rows_of(path, table, columns[table]) == before[table], table
+    assert logical_content(path, before[0]) == before
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (HEAD_REVISION,)
     for run_id in store.runs()["run_id"]:
         epochs = store.epochs(run_id)
         assert store.runs().set_index("run_id").loc[run_id, "epochs"] == len(epochs)
         metrics = store.metrics(run_id).set_index("key")
         if len(epochs):
-            assert metrics.loc["loss", "final"] == epochs["loss"].iloc[-1]
+            assert bits(metrics.loc["loss", "final"]) == bits(epochs["loss"].iloc[-1])
+            assert metrics.loc["loss", "epochs"] == len(epochs)
+
+
+def test_a_resumed_run_written_at_0005_has_its_replaced_attempts_superseded_after_upgrade(tmp_path):
+    """rev0005.db holds a job killed in epoch 3 and resumed from the backup of epoch 1."""
+    path = tmp_path / "rev0005.db"
+    shutil.copy(DATA / "rev0005.db", path)
+    store = Store(str(path), upgrade=True)
+    epochs = store.epochs("resumed")
+    every = store.epochs("resumed", attempts=True)
+    assert list(epochs["epoch"]) == [0, 1, 2, 3, 4] and list(epochs["phase_seq"]) == [0, 1, 1, 1, 1]
+    assert list(every[every["superseded"]]["epoch"]) == [1, 2]
+    assert list(epochs["redone"]) == [False, True, True, False, False]
+    runs = store.runs().set_index("name")
+    assert runs.loc["resumed", "epochs"] == 5
+    metrics = store.metrics("resumed").set_index("key")
+    assert metrics.loc["loss", "epochs"] == 5
+    assert bits(metrics.loc["loss", "best"]) == bits(epochs["loss"].min())
+    assert metrics.loc["loss", "best_epoch"] == int(epochs.loc[epochs["loss"].idxmin(), "epoch"])
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_reading_an_older_database_refuses_in_one_sentence_and_leaves_it_byte_for_byte(tmp_path, fixture):
+    path = tmp_path / fixture
+    shutil.copy(DATA / fixture, path)
+    before = path.read_bytes()
+    with pytest.raises(SchemaOutdatedError) as excinfo:
+        Store(str(path))
+    message = str(excinfo.value)
+    assert "tracker" in message and "db upgrade" in message and "\n" not in message
+    result = CliRunner().invoke(main, ["--db", str(path), "runs"])
+    assert result.exit_code == 1 and "db upgrade" in result.output and "Traceback" not in result.output
+    assert path.read_bytes() == before

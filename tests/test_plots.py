@@ -136,7 +136,7 @@ def test_explicit_metrics_and_several_fit_phases(runs, tmp_path):
 def test_unknown_metric_raises_listing_the_available_keys(runs, tmp_path):
     store = Store(runs.db)
     out = tmp_path / "never.png"
-    with pytest.raises(ValueError, match=r"none of the metrics \['accuracy'\].*: loss, mean_absolute_error\.$"):
+    with pytest.raises(ValueError, match=r"none of the metrics \['accuracy'\].*: learning_rate, loss, mean_absolute_error\.$"):
         plot_runs(store, ["stopped"], out, metrics=["accuracy"])
     with pytest.raises(ValueError, match=r"Run stopped \(.*val_loss"):  # plain has it, stopped has not
         plot_runs(store, ["plain", "stopped"], out, metrics=["val_loss"])

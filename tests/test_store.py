@@ -65,7 +65,7 @@ def test_store_never_creates_a_missing_file(tmp_path):
 
 def test_batches_rejects_an_unknown_phase_name(two_runs):
     path, ids = two_runs
-    with pytest.raises(ValueError, match="phase must be train, validation, evaluate or predict"):
+    with pytest.raises(ValueError, match="phase must be fit, validation, evaluate or predict"):
         Store(path).batches(ids[0], phase="training")
 
 

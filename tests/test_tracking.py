@@ -58,7 +58,7 @@ def test_train_batch_indices_are_those_keras_passed_with_steps_per_execution(db_
     cb = TrackingCallback(db_path)
     model.fit(x, y, batch_size=8, epochs=2, callbacks=[cb, recorder], verbose=0)
 
-    batches = Store(db_path).batches(cb.run_id, phase="train")
+    batches = Store(db_path).batches(cb.run_id, phase="fit")
     keras_indices = [b for b, _ in recorder.train_batches]
     assert keras_indices[:4] == [3, 7, 11, 15]  # 16 steps per epoch, 4 per execution
     assert list(batches["batch"]) == keras_indices
@@ -165,7 +165,7 @@ def test_fit_evaluate_predict_with_one_callback_is_one_run_of_three_phases(db_pa
 
     predict = store.batches(cb.run_id, phase="predict")
     assert list(predict["batch"]) == [0, 1, 2, 3]
-    assert list(predict.columns) == ["phase", "epoch", "batch", "elapsed"]  # never the outputs
+    assert list(predict.columns) == ["phase", "phase_seq", "epoch", "batch", "step", "elapsed"]  # never the outputs
     assert phases[4][5:7] == (4, 100)
     assert phases[4][7] == '{"outputs": [100, 1]}'
     assert outputs.shape == (100, 1)
@@ -205,19 +205,30 @@ class Peek(keras.callbacks.Callback):
         self.db_path = db_path
         self.seen = []
 
-    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = []
+
+    def _look(self):
         with sqlite3.connect(self.db_path) as conn:
             self.seen.append(conn.execute("SELECT status FROM runs").fetchone()[0])
-            self.epochs = conn.execute("SELECT count(*) FROM epochs").fetchone()[0]
+            self.epochs.append(conn.execute("SELECT count(*) FROM epochs").fetchone()[0])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch > 0:
+            self._look()
+
+    def on_train_end(self, logs=None):
+        self._look()
 
 
-def test_status_is_running_during_fit_and_epochs_are_flushed_at_epoch_end(db_path, data):
+@pytest.mark.parametrize("tracker_first", [True, False])
+def test_status_is_running_during_fit_and_each_epoch_is_on_disk_before_the_next_begins(db_path, data, tracker_first):
     x, y = data
     peek = Peek(db_path)
     cb = TrackingCallback(db_path)
-    guide_model().fit(x, y, batch_size=32, epochs=2, callbacks=[cb, peek], verbose=0)
-    assert peek.seen == ["running", "running"]
-    assert peek.epochs == 2  # the tracker's on_epoch_end ran first and wrote the epoch
+    guide_model().fit(x, y, batch_size=32, epochs=3, callbacks=[cb, peek] if tracker_first else [peek, cb], verbose=0)
+    assert peek.seen == ["running"] * 3
+    # Epoch k is written once every callback's on_epoch_end(k) has run, synchronously.
+    assert peek.epochs == [1, 2, 3]
     assert Store(db_path).runs()["status"].tolist() == ["finished"]
 
 
@@ -280,7 +291,8 @@ def test_two_callbacks_make_two_runs_and_a_second_fit_is_a_second_phase(db_path,
     runs = store.runs().set_index("run_id")
     assert runs.loc[first.run_id, "phases"] == 2 and runs.loc[second.run_id, "phases"] == 1
     epochs = store.epochs(first.run_id)
-    assert list(zip(epochs["phase"], epochs["epoch"])) == [(0, 0), (1, 0), (1, 1)]
+    assert list(zip(epochs["phase_seq"], epochs["epoch"])) == [(0, 0), (1, 0), (1, 1)]
+    assert set(epochs["phase"]) == {"fit"}
 
 
 def test_unwritable_database_warns_and_training_completes(tmp_path, data):

@@ -19,6 +19,7 @@ from tracker import _keras_hook
 from tracker.errors import (
     DatabaseError,
     DatabaseNotFoundError,
+    InvalidArgumentError,
     NotADatabaseError,
     SchemaOutdatedError,
     SchemaTooNewError,
@@ -40,6 +41,7 @@ __all__ = [
     "TrackerError",
     "DatabaseError",
     "DatabaseNotFoundError",
+    "InvalidArgumentError",
     "NotADatabaseError",
     "SchemaOutdatedError",
     "SchemaTooNewError",

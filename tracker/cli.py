@@ -19,16 +19,19 @@ from tracker.errors import TrackerError
 __all__ = ["main"]
 
 FORMATS = ("table", "csv", "json")
-PHASES = ("train", "validation", "evaluate", "predict")
+PHASES = ("fit", "validation", "evaluate", "predict")
 
 
 class _Group(click.Group):
-    """A click group that turns tracker errors into one clean sentence."""
+    """A click group that turns the user's mistakes (``TrackerError``) into one clean sentence.
+
+    Anything else is a bug and keeps its traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (TrackerError, ValueError, OSError) as exc:
+        except TrackerError as exc:
             raise click.ClickException(str(exc)) from None
 
 
@@ -144,7 +147,7 @@ def main(ctx: click.Context, db: str) -> None:
 def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None, tags: tuple[str, ...],
          params: tuple[str, ...], sort: str | None, limit: int | None) -> None:
     """List runs, filtered and sorted (best:val_loss sorts by the best val_loss)."""
-    from tracker.db.migrate import open_database
+    from tracker.db.migrate import open_for_reading
     from tracker.store.filters import runs_statement
 
     stmt, _ = runs_statement(
@@ -157,7 +160,7 @@ def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None
     )
     from tracker.store.liveness import apply_liveness
 
-    engine, _ = open_database(_db(ctx), create=False)
+    engine, _ = open_for_reading(_db(ctx))
     with engine.connect() as conn:
         result = conn.execute(stmt)
         columns = list(result.keys())
@@ -201,7 +204,7 @@ def epochs(ctx: click.Context, fmt: str, run: str, tidy: bool) -> None:
 
 @read_command()
 @click.argument("run")
-@click.option("--phase", type=click.Choice(PHASES), default="train", show_default=True, help="Which batches.")
+@click.option("--phase", type=click.Choice(PHASES), default="fit", show_default=True, help="Which batches.")
 @click.option("--tidy", is_flag=True, help="One row per batch and key instead of one column per key.")
 def batches(ctx: click.Context, fmt: str, run: str, phase: str, tidy: bool) -> None:
     """Show the recorded batches of RUN (Keras' running means, under Keras' batch index)."""

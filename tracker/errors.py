@@ -9,6 +9,7 @@ __all__ = [
     "DatabaseNotFoundError",
     "SchemaOutdatedError",
     "SchemaTooNewError",
+    "InvalidArgumentError",
     "UnknownRunError",
     "TrackingWriteError",
     "TrackingWarning",
@@ -37,6 +38,10 @@ class SchemaOutdatedError(DatabaseError):
 
 class SchemaTooNewError(DatabaseError):
     """The database was written by a newer version of the tracker."""
+
+
+class InvalidArgumentError(TrackerError, ValueError):
+    """An argument of a read, report, plot or export is not understood (the message says what is)."""
 
 
 class UnknownRunError(TrackerError, LookupError):

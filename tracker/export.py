@@ -1,9 +1,10 @@
-"""Exporting any report or query result to a CSV or JSON file.
+"""Exporting any report or query result to a CSV or JSON file, and reading a CSV back.
 
 One writer for the CLI's ``--format csv|json`` and for files
 (``tracker.formatting.render``), so they agree byte for byte. CSV floats use
-Python's shortest round-trip repr, so ``pandas.read_csv`` gives back the same
-numbers. Text cells that a spreadsheet would run as a formula (starting with
+Python's shortest round-trip repr; a logged NaN is written ``NaN`` and a
+missing cell is empty, so ``read_csv`` below gives back the same numbers and
+tells the two apart (``pandas.read_csv`` alone reads both as NaN). Text cells that a spreadsheet would run as a formula (starting with
 ``=``, ``+``, ``-`` or ``@``) get a leading ``'`` unless
 ``neutralise_formulas=False``.
 """
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tracker.formatting import frame_rows, render
+from tracker.errors import InvalidArgumentError
 
-__all__ = ["export"]
+__all__ = ["export", "read_csv"]
 
 
 def export(frame: Any, path: str | Path, *, fmt: str | None = None, neutralise_formulas: bool = True) -> Path:
@@ -34,9 +36,55 @@ def export(frame: Any, path: str | Path, *, fmt: str | None = None, neutralise_f
     out = Path(path)
     kind = (fmt or out.suffix.lstrip(".") or "csv").lower()
     if kind not in ("csv", "json"):
-        raise ValueError(f"Cannot export as {kind!r}; use a .csv or .json file.")
+        raise InvalidArgumentError(f"Cannot export as {kind!r}; use a .csv or .json file.")
     if not out.parent.is_dir():
-        raise ValueError(f"Cannot write {out}: the folder {out.parent} does not exist.")
+        raise InvalidArgumentError(f"Cannot write {out}: the folder {out.parent} does not exist.")
     columns, rows = frame_rows(frame)
     out.write_text(render(columns, rows, kind, neutralise_formulas=neutralise_formulas) + "\n", encoding="utf-8")
     return out
+
+
+def _column(cells: list[str]) -> Any:
+    import pandas as pd
+
+    from tracker.store.base import float_column
+
+    present = [c for c in cells if c != ""]
+    if present and all(c in ("True", "False") for c in present):
+        return pd.array([None if c == "" else c == "True" for c in cells], dtype="boolean")
+    try:
+        ints = [None if c == "" else int(c) for c in cells]
+    except ValueError:
+        pass
+    else:
+        return pd.array(ints, dtype="Int64")
+    try:
+        return float_column([None if c == "" else float(c) for c in cells])
+    except ValueError:
+        return pd.Series([None if c == "" else c for c in cells], dtype="object")
+
+
+def read_csv(path: str | Path) -> Any:
+    """Read a CSV written by ``export`` (or ``--format csv``) back into a DataFrame, exactly.
+
+    Numbers come back as written (``float64``, or ``Float64`` where cells
+    are missing); ``NaN`` stays a NaN and an empty cell is ``<NA>``; integer
+    columns are ``Int64``, ``True``/``False`` columns ``boolean``, the rest
+    text. Times stay ISO text.
+
+    Raises:
+        InvalidArgumentError: the file cannot be read.
+    """
+    import csv
+
+    import pandas as pd
+
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise InvalidArgumentError(f"Cannot read {path}: {exc.strerror}.") from None
+    if not rows:
+        return pd.DataFrame()
+    header, body = rows[0], rows[1:]
+    return pd.DataFrame({name: _column([r[i] for r in body]) for i, name in enumerate(header)}, columns=header)

@@ -32,10 +32,30 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def _missing(value: Any) -> bool:
+    return value is None or type(value).__name__ in ("NAType", "NaTType")
+
+
 def frame_rows(frame: Any) -> tuple[list[str], list[list[Any]]]:
-    """Return ``(columns, rows)`` of a DataFrame."""
+    """Return ``(columns, rows)`` of a DataFrame.
+
+    A missing cell (None, ``<NA>``, ``NaT``) becomes None; a float NaN stays
+    NaN (a logged NaN), so JSON tells them apart (``null`` and ``"NaN"``).
+    """
+    import numpy as np
+    import pandas as pd
+
     columns = [str(c) for c in frame.columns]
-    return columns, frame.astype(object).where(frame.notna(), None).values.tolist()
+    cells = []
+    for i in range(len(frame.columns)):
+        series = frame.iloc[:, i]
+        if isinstance(series.dtype, pd.Float64Dtype | pd.Float32Dtype):
+            mask = series.isna().to_numpy()
+            data = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            cells.append([None if m else float(v) for v, m in zip(data, mask)])
+        else:
+            cells.append([None if _missing(v) else v for v in series.astype(object).tolist()])
+    return columns, [list(row) for row in zip(*cells)] if cells else [[] for _ in range(len(frame))]
 
 
 def _cell_text(value: Any) -> str:

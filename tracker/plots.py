@@ -1,7 +1,8 @@
 """PNG plots of runs: metric curves, the learning rate, early stops and restores.
 
-Read side: imports neither Keras nor TensorFlow. matplotlib (the ``plots``
-extra) is imported only when a plot is drawn, so ``import tracker`` stays fast.
+Read side: imports neither Keras nor TensorFlow. matplotlib (a dependency of
+the package) is imported only when a plot is drawn, so ``import tracker``
+stays fast.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from tracker.store.series import META_COLUMNS as _META
+from tracker.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -21,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_runs"]
 
-_META = ("phase", "epoch", "started_at", "ended_at", "redone", "superseded")
 _LR_COLORS = ("0.2", "0.5", "0.7")  # one grey per run for the learning-rate steps
 _BOX = {"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
@@ -85,11 +88,11 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("plot_runs needs matplotlib: pip install 'keras-run-tracker[plots]'.") from exc
+        raise ImportError("plot_runs needs matplotlib: pip install matplotlib.") from exc
 
     ids = list(dict.fromkeys(store.resolve(ref) for ref in ([runs] if isinstance(runs, str) else runs)))
     if not ids:
-        raise ValueError("runs is empty; give at least one run reference.")
+        raise InvalidArgumentError("runs is empty; give at least one run reference.")
     table = store.runs()
     names = dict(zip(table["run_id"], table["name"]))
     labels = {rid: f"{names.get(rid) or 'run'} ({rid[:8]})" for rid in ids}
@@ -98,7 +101,7 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
     for rid, frame in frames.items():
         available = [c for c in frame.columns if c not in _META]
         if not any(key in available for key in keys):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Run {labels[rid]} logged none of the metrics {keys}; "
                 f"its epoch log keys are: {', '.join(available) or 'none'}."
             )
@@ -119,13 +122,13 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
                 colors[base], n_colors = palette[n_colors % len(palette)], n_colors + 1
             y = pd.to_numeric(frame[key], errors="coerce").astype(float)
             values += [v for v in y if math.isfinite(v)]
-            for j, (_, rows) in enumerate(frame.assign(_y=y).groupby("phase", sort=False)):
+            for j, (_, rows) in enumerate(frame.assign(_y=y).groupby("phase_seq", sort=False)):
                 ax.plot(rows["epoch"].astype(float), rows["_y"], color=colors[base], marker="o", markersize=3,
                         linestyle="--" if key.startswith("val_") else "-",
                         label=f"{label} {key}" if j == 0 else "_nolegend_")
         series = store.lr_series(rid)
         series = series[series["point"] == "epoch"]
-        for j, ((_, opt), rows) in enumerate(series.groupby(["phase", "optimizer"], sort=False)):
+        for j, ((_, opt), rows) in enumerate(series.groupby(["phase_seq", "optimizer"], sort=False)):
             lrs += [float(v) for v in rows["lr"]]
             name = "learning rate" if opt == "optimizer" else f"learning rate ({opt})"
             ax_lr.plot(rows["epoch"].astype(float), rows["lr"].astype(float), drawstyle="steps-post",

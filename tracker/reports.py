@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from tracker.store.filters import maximised
+from tracker.store.base import float_column
+from tracker.store.series import META_COLUMNS
 
 __all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report", "REPORTS", "run_labels"]
 
@@ -65,7 +67,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     """
     from sqlalchemy import select
 
-    from tracker.db.tables import LRPoint, LRSeries, Param, Phase, Restore, RunMetric, StopDecision
+    from tracker.db.tables import Key, LRPoint, LRSeries, Param, Phase, Restore, RunMetric, StopDecision
 
     run_ids = list(dict.fromkeys(_resolve_all(store, runs)))
     listing = store.runs(run_ids=run_ids).set_index("run_id")
@@ -109,7 +111,12 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
         ):
             resumed[rid] = initial
         metrics: dict[str, list[Any]] = {rid: [] for rid in run_ids}
-        for m in conn.execute(select(RunMetric).where(RunMetric.run_id.in_(run_ids)).order_by(RunMetric.key)).mappings():
+        for m in conn.execute(
+            select(RunMetric.__table__, Key.name.label("key"))
+            .join(Key, Key.id == RunMetric.key_id)
+            .where(RunMetric.run_id.in_(run_ids))
+            .order_by(Key.name)
+        ).mappings():
             metrics[m["run_id"]].append(m)
     keys = sorted({k for p in params.values() for k in p})
     differing = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=repr) for p in params.values()}) > 1]
@@ -118,7 +125,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     for rid in run_ids:
         info = listing.loc[rid]
         started, ended = info["started_at"], info["ended_at"]
-        duration = (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds() if not pd.isna(ended) else float("nan")
+        duration = (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds() if not pd.isna(ended) else None
         row: dict[str, Any] = {
             "run_id": rid,
             "name": info["name"],
@@ -128,8 +135,8 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             "epochs": int(info["epochs"]),
             "stopped_epoch": stopped.get(rid, pd.NA),
             "restored_epoch": restored.get(rid, pd.NA),
-            "lr_start": lr_start.get(rid, float("nan")),
-            "lr_end": lr_end.get(rid, float("nan")),
+            "lr_start": lr_start.get(rid),
+            "lr_end": lr_end.get(rid),
             "resumed_at_epoch": resumed.get(rid, pd.NA),
         }
         for key in differing:
@@ -137,33 +144,39 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
         for m in metrics[rid]:
             high = maximised(m["key"])
             metric_keys.add(m["key"])
-            row[f"best:{m['key']}"] = m["best_max"] if high else m["best_min"]
+            best = m["best_max"] if high else m["best_min"]
+            # A summary row exists only for a key logged as a number: NULL means NaN.
+            row[f"best:{m['key']}"] = best if best is not None else float("nan")
             row[f"best_epoch:{m['key']}"] = m["best_max_epoch"] if high else m["best_min_epoch"]
-            row[f"final:{m['key']}"] = m["final"]
+            row[f"final:{m['key']}"] = m["final"] if m["final"] is not None else float("nan")
             row[f"final_epoch:{m['key']}"] = m["final_epoch"]
         rows.append(row)
     columns = ["run_id", "name", "status", "started_at", "duration_s", "epochs", "stopped_epoch", "restored_epoch", "lr_start", "lr_end", "resumed_at_epoch"]
     columns += [f"param:{k}" for k in differing]
     for key in sorted(metric_keys):
         columns += [f"best:{key}", f"best_epoch:{key}", f"final:{key}", f"final_epoch:{key}"]
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in frame.columns:
+    data: dict[str, Any] = {}
+    for column in columns:
+        cells = [row.get(column) for row in rows]
+        cells = [None if c is pd.NA else c for c in cells]
         if column in ("stopped_epoch", "restored_epoch", "resumed_at_epoch") or column.startswith(("best_epoch:", "final_epoch:")):
-            frame[column] = frame[column].astype("Int64")
-        elif column.startswith(("best:", "final:", "lr_")):
-            frame[column] = frame[column].astype("float64")
-    return frame
+            data[column] = pd.array([None if c is None else int(c) for c in cells], dtype="Int64")
+        elif column.startswith(("best:", "final:", "lr_")) or column == "duration_s":
+            data[column] = float_column(cells)
+        else:
+            data[column] = pd.Series(cells, dtype="object") if any(c is None for c in cells) else cells
+    return pd.DataFrame(data, columns=columns)
 
 
 def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.DataFrame:
     """Where weights were restored: one row per stopper (or restore) per fit.
 
-    Columns: ``run_id``, ``name``, ``phase``, ``stopper`` (empty when a
+    Columns: ``run_id``, ``name``, ``phase`` (``fit``), ``phase_seq``, ``stopper`` (empty when a
     restore had no stopper), ``stopped`` (did it stop training early),
     ``monitor``, ``best_epoch``, ``best``, ``stopped_epoch``,
     ``last_epoch``, ``restored_epoch`` (whose weights the model ended with,
     from weight fingerprints; empty if no restore), ``restored_by``,
-    ``restore_hook``, ``value_at_last`` and ``value_at_restored`` (the
+    ``hook`` (the restore's), ``value_at_last`` and ``value_at_restored`` (the
     monitored value at those epochs) and ``recovered`` (how much better the
     monitored value is at the restored epoch than at the last one, positive
     when the restore helped; for a maximised metric the sign is flipped).
@@ -177,27 +190,27 @@ def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.D
     rows = []
     used_restores: set[int] = set()
     for s in stops.itertuples(index=False):
-        match = restores[(restores["run_id"] == s.run_id) & (restores["phase"] == s.phase)]
+        match = restores[(restores["run_id"] == s.run_id) & (restores["phase_seq"] == s.phase_seq)]
         r = match.iloc[-1] if len(match) else None
         if r is not None:
             used_restores.add(int(match.index[-1]))
-        rows.append(_early_row(labels, s.run_id, s.phase, s, r))
+        rows.append(_early_row(labels, s.run_id, s.phase_seq, s, r))
     for index, r in restores.iterrows():
         if index not in used_restores:
-            rows.append(_early_row(labels, r["run_id"], r["phase"], None, r))
+            rows.append(_early_row(labels, r["run_id"], r["phase_seq"], None, r))
     columns = [
-        "run_id", "name", "phase", "stopper", "stopped", "monitor", "best_epoch", "best", "stopped_epoch",
-        "last_epoch", "restored_epoch", "restored_by", "restore_hook", "value_at_last", "value_at_restored", "recovered",
+        "run_id", "name", "phase", "phase_seq", "stopper", "stopped", "monitor", "best_epoch", "best", "stopped_epoch",
+        "last_epoch", "restored_epoch", "restored_by", "hook", "value_at_last", "value_at_restored", "recovered",
     ]
     frame = pd.DataFrame(rows, columns=columns)
-    for column in ("phase", "best_epoch", "stopped_epoch", "last_epoch", "restored_epoch"):
+    for column in ("phase_seq", "best_epoch", "stopped_epoch", "last_epoch", "restored_epoch"):
         frame[column] = frame[column].astype("Int64")
     for column in ("best", "value_at_last", "value_at_restored", "recovered"):
         frame[column] = frame[column].astype("float64")
     return frame
 
 
-def _early_row(labels: pd.Series, run_id: str, phase: Any, stop: Any, restore: Any) -> dict[str, Any]:
+def _early_row(labels: pd.Series, run_id: str, phase_seq: Any, stop: Any, restore: Any) -> dict[str, Any]:
     monitor = (restore["monitor"] if restore is not None else None) or (stop.monitor if stop is not None else None)
     at_last = restore["value_at_last"] if restore is not None else float("nan")
     at_restored = restore["value_at_restored"] if restore is not None else float("nan")
@@ -207,7 +220,8 @@ def _early_row(labels: pd.Series, run_id: str, phase: Any, stop: Any, restore: A
     return {
         "run_id": run_id,
         "name": labels.get(run_id),
-        "phase": phase,
+        "phase": "fit",
+        "phase_seq": phase_seq,
         "stopper": stop.stopper if stop is not None else None,
         "stopped": bool(stop.stopped) if stop is not None else False,
         "monitor": monitor,
@@ -217,7 +231,7 @@ def _early_row(labels: pd.Series, run_id: str, phase: Any, stop: Any, restore: A
         "last_epoch": restore["last_epoch"] if restore is not None else (stop.epoch if stop is not None else pd.NA),
         "restored_epoch": restore["restored_epoch"] if restore is not None else pd.NA,
         "restored_by": restore["restored_by"] if restore is not None else None,
-        "restore_hook": restore["hook"] if restore is not None else None,
+        "hook": restore["hook"] if restore is not None else None,
         "value_at_last": at_last,
         "value_at_restored": at_restored,
         "recovered": recovered,
@@ -240,10 +254,10 @@ def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | 
     columns: dict[str, pd.Series] = {}
     for rid in run_ids:
         epochs = store.epochs(rid).drop_duplicates(subset="epoch", keep="last").set_index("epoch")
-        keys = [k for k in epochs.columns if k not in ("phase", "started_at", "ended_at", "redone")]
+        keys = [k for k in epochs.columns if k not in META_COLUMNS]
         for key in metrics or keys:
             if key in epochs and pd.api.types.is_float_dtype(epochs[key]):
-                columns[f"{labels[rid]}:{key}"] = epochs[key]
+                columns[f"{labels[rid]}:{key}"] = epochs[key].astype("Float64")
     if not columns:
         return pd.DataFrame(columns=["epoch"])
     frame = pd.DataFrame(columns).sort_index()
@@ -254,7 +268,7 @@ def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | 
 def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     """The learning rate of every epoch, and where it changed and why.
 
-    Columns: ``run_id``, ``name``, ``phase``, ``optimizer``, ``epoch``,
+    Columns: ``run_id``, ``name``, ``phase`` (``fit``), ``phase_seq``, ``optimizer``, ``epoch``,
     ``step`` (the epoch's first step), ``lr``, ``changed`` (a change took
     effect at this epoch), ``old_lr``, ``source`` and ``hook`` (of that
     change; empty otherwise).
@@ -269,13 +283,14 @@ def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
         series = store.lr_series(rid)
         changes = store.lr_changes(rid)
         for s in series[series["point"] == "epoch"].itertuples(index=False):
-            match = changes[(changes["phase"] == s.phase) & (changes["optimizer"] == s.optimizer) & (changes["epoch"] == s.epoch)]
+            match = changes[(changes["phase_seq"] == s.phase_seq) & (changes["optimizer"] == s.optimizer) & (changes["epoch"] == s.epoch)]
             c = match.iloc[-1] if len(match) else None
             rows.append(
                 {
                     "run_id": rid,
                     "name": labels.get(rid),
-                    "phase": s.phase,
+                    "phase": "fit",
+                    "phase_seq": s.phase_seq,
                     "optimizer": s.optimizer,
                     "epoch": s.epoch,
                     "step": s.step,
@@ -286,9 +301,9 @@ def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
                     "hook": c["hook"] if c is not None else None,
                 }
             )
-    columns = ["run_id", "name", "phase", "optimizer", "epoch", "step", "lr", "changed", "old_lr", "source", "hook"]
+    columns = ["run_id", "name", "phase", "phase_seq", "optimizer", "epoch", "step", "lr", "changed", "old_lr", "source", "hook"]
     frame = pd.DataFrame(rows, columns=columns)
-    for column in ("phase", "epoch", "step"):
+    for column in ("phase_seq", "epoch", "step"):
         frame[column] = frame[column].astype("Int64")
     for column in ("lr", "old_lr"):
         frame[column] = frame[column].astype("float64")

@@ -82,7 +82,7 @@ def upgrade() -> None:
         op.bulk_insert(keys_table, [{"name": n} for n in sorted(names)])
     key_ids = dict(bind.execute(sa.text("SELECT name, id FROM keys")).all())
 
-    op.add_column('epochs', sa.Column('superseded', sa.Boolean(create_constraint=True, name='superseded'),
+    op.add_column('epochs', sa.Column('superseded', sa.Boolean(),
                                       server_default=sa.false(), nullable=False))
     _mark_superseded(bind)
 

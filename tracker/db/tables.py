@@ -233,9 +233,7 @@ class Epoch(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime] = mapped_column(DateTime)
     fingerprint: Mapped[str | None] = mapped_column(String(32))
-    superseded: Mapped[bool] = mapped_column(
-        Boolean(create_constraint=True, name="superseded"), server_default=false()
-    )
+    superseded: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class _LoggedValue:
@@ -289,7 +287,8 @@ class Batch(Base):
     the whole fit (the steps of earlier epochs plus Keras' ``batch``); for
     validation, evaluate and predict, Keras' ``batch``. ``batch`` is Keras'
     index within the epoch (the end step, so 3, 7, 11 with
-    ``steps_per_execution=4``); ``epoch`` is set for fit batches;
+    ``steps_per_execution=4``); ``epoch`` is set for fit batches and for
+    validation batches (the epoch validated);
     ``elapsed_us`` is microseconds since the phase began.
 
     ``vals`` holds the batch's float values as little-endian float64 (bit

@@ -285,7 +285,7 @@ class Recorder:
                 if batch > handle.last_batch:
                     handle.last_batch = batch
                 if self.every:
-                    self._sample(BatchRecord(handle, batch, None, batch, time.perf_counter() - handle.t0,
+                    self._sample(BatchRecord(handle, batch, handle.epoch, batch, time.perf_counter() - handle.t0,
                                              dict(logs) if logs else None))
         except Exception as exc:  # noqa: BLE001
             self.fault(exc, "on_test_batch_end")

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Select, select
 from tracker.db.tables import Run
 from tracker.errors import UnknownRunError
 
-__all__ = ["PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values"]
+__all__ = ["PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column"]
 
 #: In ``decode_numbers``' second array: this row is a plain float.
 PLAIN = object()
@@ -66,6 +66,19 @@ def decode_numbers(values: Sequence[Any], bits: Sequence[Any], texts: Sequence[A
         else:
             other[i] = None
     return floats, other
+
+
+def float_column(values: Sequence[Any]) -> Any:
+    """A float column where None/``<NA>`` is missing (``<NA>``) and NaN stays a logged NaN.
+
+    ``float64`` when nothing is missing, else pandas' nullable ``Float64``
+    (whose ``astype`` would turn NaN into ``<NA>``; this keeps them apart).
+    """
+    missing = np.array([v is None or v is pd.NA for v in values], dtype=bool)
+    data = np.array([np.nan if m else float(v) for v, m in zip(values, missing)], dtype=np.float64)
+    if not missing.any():
+        return data
+    return pd.arrays.FloatingArray(data, missing)
 
 
 def int_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, column, exists, select, table
+from tracker.errors import InvalidArgumentError
 
 RUN_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 
@@ -81,7 +82,7 @@ def parse_sort(sort: str | None) -> SortOrder:
             key, mode = rest[:-4], rest[-3:]
         descending = mode == "max" if mode else maximised(key)
         return SortOrder(key=key, kind=kind, descending=descending)
-    raise ValueError(
+    raise InvalidArgumentError(
         f"Unknown sort {sort!r}; use started_at, -started_at, name, best:KEY or final:KEY "
         "(optionally :min or :max)."
     )
@@ -110,7 +111,7 @@ def filter_runs(
         wanted = [status] if isinstance(status, str) else list(status)
         unknown = [s for s in wanted if s not in RUN_STATUSES]
         if unknown:
-            raise ValueError(f"Unknown status {unknown[0]!r}; use one of {', '.join(sorted(RUN_STATUSES))}.")
+            raise InvalidArgumentError(f"Unknown status {unknown[0]!r}; use one of {', '.join(sorted(RUN_STATUSES))}.")
         stored = set(wanted)
         if stored & {"running", "crashed"}:
             # Whether a running run has crashed is decided after reading
@@ -171,7 +172,7 @@ def runs_statement(
         key_id = select(KEYS.c.id).where(KEYS.c.name == order.key).scalar_subquery()
         stmt = (
             stmt.add_columns(value.label(order.key), epoch.label(f"{order.key}_epoch"))
-            .outerjoin(metric, and_(metric.c.run_id == Run.id, metric.c.key_id == key_id))
+            .outerjoin_from(RUNS, metric, and_(metric.c.run_id == Run.id, metric.c.key_id == key_id))
             .order_by(value.is_(None), value.desc() if order.descending else value, Run.started_at)
         )
     if limit is not None:

@@ -23,11 +23,19 @@ from sqlalchemy import Engine, select
 from tracker.db.tables import Batch, BatchExtra, Epoch, EpochValue, Key, KeySet, Phase, PhaseValue
 from tracker.store.base import PLAIN, decode_numbers, int_columns
 from tracker.status import PhaseKind
+from tracker.errors import InvalidArgumentError
 
-__all__ = ["epochs_frame", "batches_frame", "evaluations_frame", "PHASES"]
+__all__ = ["epochs_frame", "batches_frame", "evaluations_frame", "PHASES", "META_COLUMNS"]
 
 #: The phase kinds ``batches`` accepts.
 PHASES = tuple(k.value for k in PhaseKind)
+
+#: The columns of epoch, batch and evaluation frames that are not logged keys
+#: (shared by the reports, the plots and the views).
+META_COLUMNS = (
+    "run_id", "phase", "phase_seq", "epoch", "batch", "step", "elapsed", "started_at", "ended_at", "redone",
+    "superseded", "status",
+)
 
 
 def _columns(n: int, cells: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
@@ -136,7 +144,7 @@ def epochs_frame(engine: Engine, run_id: str, *, tidy: bool = False, attempts: b
 def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False) -> pd.DataFrame:
     """The recorded batches of one kind of phase of a run (see ``Store.batches``)."""
     if phase not in PHASES:
-        raise ValueError(f"phase must be {', '.join(PHASES[:-1])} or {PHASES[-1]}, not {phase!r}.")
+        raise InvalidArgumentError(f"phase must be {', '.join(PHASES[:-1])} or {PHASES[-1]}, not {phase!r}.")
     with engine.connect() as conn:
         phases = dict(
             conn.execute(

@@ -223,8 +223,8 @@ class Store:
                 ``predict``. Default ``fit``.
             tidy: One row per batch and key instead of one column per key.
 
-        Columns: ``phase``, ``phase_seq``, ``epoch`` (fit batches; ``<NA>``
-        otherwise), ``batch`` (Keras' index within the epoch: the end step,
+        Columns: ``phase``, ``phase_seq``, ``epoch`` (for fit batches, and
+        for validation the epoch validated; ``<NA>`` otherwise), ``batch`` (Keras' index within the epoch: the end step,
         so 3, 7, 11 with ``steps_per_execution=4``), ``step`` (the order of
         the batches of one call: for a fit, the batch's index in the whole
         fit), ``elapsed`` (seconds since the call began, when the hook ran),
