@@ -283,3 +283,56 @@ def test_each_optimizer_gets_its_own_series(db_path):
         ("optimizer", 0, float(np.float32(0.1)), 0),
         ("optimizer", 1, float(np.float32(0.1)), 2),
     ]
+
+
+class ZeroLRAtEpoch(keras.callbacks.Callback):
+    """Test-only: trains epoch ``epoch`` with a learning rate of 0, so it ends with the
+    very weights the epoch before ended with."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.saved = epoch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.saved = float(np.asarray(self.model.optimizer.learning_rate))
+            self.model.optimizer.learning_rate = 0.0
+        elif self.saved is not None:
+            self.model.optimizer.learning_rate = self.saved
+            self.saved = None
+
+
+class RestoreEpoch(keras.callbacks.Callback):
+    """Test-only: restores the weights of epoch ``epoch`` at train end and says so
+    through ``best_epoch``, as Keras' EarlyStopping does."""
+
+    def __init__(self, epoch, claim=True):
+        super().__init__()
+        self.epoch, self.claim, self.weights = epoch, claim, None
+        self.best_epoch = epoch if claim else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        self.model.set_weights(self.weights)
+
+
+@pytest.mark.parametrize("claim", [True, False])
+@pytest.mark.parametrize("restored", [1, 2])
+def test_identical_weights_at_two_epochs_report_the_restorers_epoch_else_the_earliest(db_path, claim, restored):
+    """Issue 9: epochs 1 and 2 end with identical weights (epoch 2 trains with an LR of 0).
+    The rule: the epoch the restoring callback names (its best_epoch) when it is one of
+    them, else the earliest."""
+    x, y = guide_data()
+    copies = WeightCopies()
+    cb = TrackingCallback(db_path)
+    model = guide_model(learning_rate=0.01)
+    model.fit(x, y, batch_size=32, epochs=4, verbose=0,
+              callbacks=[copies, ZeroLRAtEpoch(2), cb, RestoreEpoch(restored, claim=claim)])
+    assert all(np.array_equal(a, b) for a, b in zip(copies.copies[1], copies.copies[2]))
+    assert copies.epoch_of(model.get_weights()) == 2  # the latest of the two, from the copies
+    row = Store(db_path).restores(cb.run_id).iloc[0]
+    assert row["restored_epoch"] == (restored if claim else 1)
+    assert row["restored_by"] == "RestoreEpoch" and row["last_epoch"] == 3

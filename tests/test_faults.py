@@ -174,3 +174,49 @@ def test_four_processes_write_one_file_at_once_without_errors_or_lost_rows(tmp_p
         assert len(store.batches(run_id)) == 4 * 16
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+class MutateLaterEpochLogs(keras.callbacks.Callback):
+    """Test-only: keeps each epoch's logs and changes them after the epoch is over
+    (at the next epoch's begin), as a careless user callback might."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.kept = logs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.kept is not None:
+            self.kept["leaked_after_the_epoch"] = 1.0
+            self.kept["loss"] = -1.0
+
+
+def test_epoch_logs_are_copied_when_the_epoch_ends_even_if_the_write_is_delayed(tmp_path):
+    """Issue 9: with the write held back by another process's lock, a change to the
+    logs dict after the epoch must not leak into the stored epoch."""
+    path = tmp_path / "delayed.db"
+    cb = TrackingCallback(str(path))
+    locker = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, time\n"
+         f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE')\n"
+         "print('locked', flush=True)\n"
+         "time.sleep(25)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        with tracking_warnings():
+            history = fit(cb, epochs=3, extra=[MutateLaterEpochLogs()])
+        assert cb.pending > 0  # nothing could be written while the lock was held
+    finally:
+        locker.kill()
+        locker.wait()
+        locker.stdout.close()
+    cb.close()
+    stored = Store(str(path)).epochs(cb.run_id)
+    assert "leaked_after_the_epoch" not in stored.columns
+    assert list(stored["loss"]) == history.history["loss"]

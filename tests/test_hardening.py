@@ -148,3 +148,23 @@ def test_heartbeat_decides_for_runs_on_other_hosts():
     assert effective_status("running", here, os.getpid(), now, old) == "running"  # this very process
     # A pid that started after the run did is a reused pid: the run's process is gone.
     assert effective_status("running", here, os.getpid(), old, old) == "crashed"
+
+
+def test_a_zombie_process_counts_as_dead_so_its_run_shows_crashed(tmp_path):
+    """Issue 9: a process that exited but was not reaped (a zombie) still has a pid;
+    its run must read as crashed, not running."""
+    import socket
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until it has exited, without reaping it
+        with open(f"/proc/{child.pid}/stat", encoding="ascii") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    try:
+        started = datetime.now(timezone.utc)  # after the child started: not a reused pid
+        assert effective_status("running", socket.gethostname(), child.pid, started, started) == "crashed"
+        os.kill(child.pid, 0)  # the pid still exists: only its state tells it is dead
+    finally:
+        child.wait()

@@ -1,5 +1,6 @@
 """Store: run references and frames, on real recorded runs."""
 
+import keras
 import pytest
 from conftest import guide_data, guide_model
 
@@ -77,3 +78,28 @@ def test_the_light_table_clauses_of_run_filters_match_the_models():
         model_columns = set(Base.metadata.tables[clause.name].columns.keys())
         assert set(clause.columns.keys()) <= model_columns, clause.name
     assert set(RUN_STATUSES) == {s.value for s in Status}
+
+
+@pytest.mark.parametrize("key", ["loss", "mean_absolute_error", "val_loss"])
+def test_metrics_best_is_the_minimum_and_its_earliest_epoch_for_a_minimised_key(tmp_path, key):
+    """Issue 9: ``best_epoch`` of a minimised key comes from History, not from the max."""
+    path = str(tmp_path / "m.db")
+    x, y = guide_data(n=64)
+    cb = TrackingCallback(path)
+    history = guide_model().fit(x, y, batch_size=16, epochs=6, validation_split=0.25, callbacks=[cb], verbose=0)
+    values = history.history[key]
+    assert min(values) != max(values)
+    row = Store(path).metrics(cb.run_id).set_index("key").loc[key]
+    assert row["best"] == min(values) and row["best_epoch"] == values.index(min(values))
+    assert row["final"] == values[-1] and row["final_epoch"] == len(values) - 1 and row["epochs"] == len(values)
+
+
+def test_metrics_best_is_the_maximum_for_a_maximised_key(tmp_path):
+    path = str(tmp_path / "acc.db")
+    x, y = guide_data(n=64)
+    cb = TrackingCallback(path)
+    model = guide_model(metrics=("mean_absolute_error", keras.metrics.MeanMetricWrapper(lambda t, p: -abs(t - p), name="neg_accuracy")))
+    history = model.fit(x, y, batch_size=16, epochs=6, callbacks=[cb], verbose=0)
+    values = history.history["neg_accuracy"]
+    row = Store(path).metrics(cb.run_id).set_index("key").loc["neg_accuracy"]
+    assert row["best"] == max(values) and row["best_epoch"] == values.index(max(values))

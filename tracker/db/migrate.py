@@ -9,6 +9,7 @@ revision this version of the tracker does not know is refused.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,6 +126,17 @@ def _check_ours(conn: Connection, url: str) -> None:
         )
 
 
+_upgrade_locks: dict[str, threading.Lock] = {}
+_upgrade_locks_guard = threading.Lock()
+
+
+def _upgrade_lock(url: str) -> threading.Lock:
+    """One lock per database URL: threads of one process upgrade one at a time
+    (processes are serialised by the database's own write lock)."""
+    with _upgrade_locks_guard:
+        return _upgrade_locks.setdefault(url, threading.Lock())
+
+
 def upgrade(engine: Engine, url: str) -> str:
     """Bring the database to the head revision and return that revision.
 
@@ -144,7 +156,7 @@ def upgrade(engine: Engine, url: str) -> str:
         _check_known(revision, url)
         if revision == head:
             return head
-    with engine.connect() as conn:
+    with _upgrade_lock(url), engine.connect() as conn:
         conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             revision = current_revision(conn)
@@ -159,16 +171,21 @@ def upgrade(engine: Engine, url: str) -> str:
 
 
 def _friendly(exc: Exception, url: str) -> DatabaseError:
-    text = str(getattr(exc, "orig", exc))
+    """One sentence for a database error, chosen by SQLite's error name (not its message text)."""
+    orig = getattr(exc, "orig", exc)
+    name = getattr(orig, "sqlite_errorname", None)
     where = describe(url)
-    if "file is not a database" in text:
+    if name == "SQLITE_NOTADB":
         return NotADatabaseError(f"{where} is not a SQLite database.")
-    if "unable to open database file" in text:
-        return DatabaseError(
-            f"Cannot open {where}: its folder does not exist or is not writable."
-        )
-    if "readonly" in text or "read-only" in text:
+    if name == "SQLITE_CANTOPEN":
+        return DatabaseError(f"Cannot open {where}: its folder does not exist or is not writable.")
+    if name is not None and name.startswith("SQLITE_READONLY"):
         return DatabaseError(f"Cannot write {where}: the file or its folder is read-only.")
+    if name == "SQLITE_FULL":
+        return DatabaseError(f"Cannot write {where}: the disk is full.")
+    if name is not None and name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return DatabaseError(f"Cannot use {where}: another process holds it locked; try again.")
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return DatabaseError(f"Cannot use {where}: {text}.")
 
 
