@@ -36,7 +36,7 @@ from sqlalchemy import delete, func, insert, select
 from tracker.errors import TrackerError
 from tracker.db.migrate import HEAD_REVISION, open_database
 from tracker.db.tables import (Base, Batch, BatchValue, Epoch, EpochValue, LRPoint, LRSeries, Param, Phase, PhaseKind,
-                            Status, PhaseValue, Run, RunMetric, Status, Tag)
+                            PhaseValue, Run, RunMetric, Status, Tag)
 from tracker.db.metrics import upsert_run_metrics
 from tracker.db.values import value_rows
 

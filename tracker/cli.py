@@ -85,7 +85,7 @@ def _existing_url(ctx: click.Context) -> str:
     return url
 
 
-def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
+def _store(ctx: click.Context) -> Any:
     from tracker.store import Store
 
     return Store(_db(ctx))

@@ -8,6 +8,8 @@ as in the guide (MSE loss, MAE metric, RMSprop(0.1)).
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 
 import numpy as np
@@ -36,7 +38,7 @@ def load_digits_784() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x[:1000], y[:1000], x[1000:], y[1000:]
 
 
-def get_model():  # type: ignore[no-untyped-def]
+def get_model() -> Any:
     """Return the guide's model, compiled as the guide compiles it."""
     import keras
 
@@ -60,7 +62,11 @@ def run_demo(db: str, *, epochs: int = 15, verbose: int = 0) -> list[str]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from tracker.callbacks import CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
+    from tracker.callbacks import (
+        CustomLearningRateScheduler,
+        EarlyStoppingAtMinLoss,
+        lr_schedule,
+    )
     from tracker.record.callback import TrackingCallback
 
     keras.utils.set_random_seed(0)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tracker.formatting import frame_rows, render
 from tracker.errors import InvalidArgumentError
+from tracker.formatting import frame_rows, render
 
 __all__ = ["export", "read_csv"]
 

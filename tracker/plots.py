@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tracker.store.series import META_COLUMNS as _META
 from tracker.errors import InvalidArgumentError
+from tracker.store.series import META_COLUMNS as _META
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -110,7 +110,7 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax_lr = ax.twinx()
-    palette, n_colors = colormaps["tab10"].colors, 0
+    palette, n_colors = list(colormaps["tab10"].colors), 0  # type: ignore[attr-defined]
     values: list[float] = []
     lrs: list[float] = []
     notes: list[tuple[float, float, str, Any]] = []
@@ -152,7 +152,7 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
     ax.set_xlabel("epoch")
     ax.set_ylabel("value")
     ax_lr.set_ylabel("learning rate")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
     ax.grid(True, alpha=0.3)
     ax.set_title(title if title is not None else ", ".join(labels.values()))
     handles, texts = ax.get_legend_handles_labels()

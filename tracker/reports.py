@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from tracker.store.filters import maximised
+from tracker.db.base import table_of
 from tracker.store.base import float_column
+from tracker.store.filters import maximised
 from tracker.store.series import META_COLUMNS
 
 __all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report", "REPORTS", "run_labels"]
@@ -67,7 +68,16 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     """
     from sqlalchemy import select
 
-    from tracker.db.tables import Key, LRPoint, LRSeries, Param, Phase, Restore, RunMetric, StopDecision
+    from tracker.db.tables import (
+        Key,
+        LRPoint,
+        LRSeries,
+        Param,
+        Phase,
+        Restore,
+        RunMetric,
+        StopDecision,
+    )
 
     run_ids = list(dict.fromkeys(_resolve_all(store, runs)))
     listing = store.runs(run_ids=run_ids).set_index("run_id")
@@ -112,7 +122,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             resumed[rid] = initial
         metrics: dict[str, list[Any]] = {rid: [] for rid in run_ids}
         for m in conn.execute(
-            select(RunMetric.__table__, Key.name.label("key"))
+            select(table_of(RunMetric), Key.name.label("key"))
             .join(Key, Key.id == RunMetric.key_id)
             .where(RunMetric.run_id.in_(run_ids))
             .order_by(Key.name)

@@ -13,9 +13,11 @@ NumPy 2 (no ``np.Inf``, no ``optimizer.lr``, no ``keras.backend.set_value``):
 
 from tracker.callbacks.custom import CustomCallback
 from tracker.callbacks.early_stopping import EarlyStoppingAtMinLoss
-from tracker.callbacks.lr_scheduler import LR_SCHEDULE
-from tracker.callbacks.lr_scheduler import CustomLearningRateScheduler
-from tracker.callbacks.lr_scheduler import lr_schedule
+from tracker.callbacks.lr_scheduler import (
+    LR_SCHEDULE,
+    CustomLearningRateScheduler,
+    lr_schedule,
+)
 from tracker.callbacks.printing import LossAndErrorPrintingCallback
 
 __all__ = [

@@ -44,6 +44,7 @@ class EarlyStoppingAtMinLoss(keras.callbacks.Callback):
 
     monitor: str = "loss"
     mode: str = "min"
+    patience: int
 
     def __init__(self, patience: int = 0) -> None:
         super().__init__()

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tracker.db.base import table_of
 from tracker.db.tables import Epoch, EpochValue, Phase, Run, RunMetric
 from tracker.status import PhaseKind
 
 __all__ = ["upsert_run_metrics", "rebuild_run_summary", "summarise"]
 
-_TABLE = RunMetric.__table__
+_TABLE = table_of(RunMetric)
 
 
 @lru_cache(maxsize=4)

@@ -12,15 +12,26 @@ import importlib.util
 import threading
 from functools import lru_cache
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 
-from tracker.db.engine import check_not_foreign, check_readable, describe, get_engine, resolve_url, sqlite_path
-from tracker.errors import DatabaseError, NotADatabaseError, SchemaOutdatedError, SchemaTooNewError
+from tracker.db.engine import (
+    check_not_foreign,
+    check_readable,
+    describe,
+    get_engine,
+    resolve_url,
+    sqlite_path,
+)
+from tracker.errors import (
+    DatabaseError,
+    NotADatabaseError,
+    SchemaOutdatedError,
+    SchemaTooNewError,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -10,7 +10,6 @@ batch values packed into one row per batch. Key names live once, in ``keys``.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -19,22 +18,20 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Double,
-    Enum,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
-from sqlalchemy.types import TypeDecorator
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tracker.db.base import Base, JSONText, enum_column
 from tracker.status import LRPoint, PhaseKind, Status
 
 __all__ = [
@@ -60,59 +57,6 @@ __all__ = [
     "RunMetric",
 ]
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class JSONText(TypeDecorator[Any]):
-    """JSON kept as TEXT on every database.
-
-    SQLite gives a column declared ``JSON`` numeric affinity, which turns the
-    text ``12345678901234567890`` into a rounded REAL; TEXT keeps it exact.
-    Python's json module writes NaN and ±Infinity, so floats round-trip.
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        if value is None:
-            return None
-        return json.dumps(value, ensure_ascii=False, default=repr)
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if value is None or not isinstance(value, (str, bytes)):
-            return value  # a number stored under numeric affinity by an older file
-        return json.loads(value)
-
-
-class Base(DeclarativeBase):
-    """Declarative base carrying the constraint naming convention."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as short strings with a CHECK constraint rather than a native
-    # enum type, so PostgreSQL and SQLite migrate it the same way.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
-
-
 class Run(Base):
     """One TrackingCallback instance: every fit, evaluate and predict it saw."""
 
@@ -129,7 +73,7 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = mapped_column(String, index=True)
-    status: Mapped[Status] = mapped_column(_enum(Status, "run_status"))
+    status: Mapped[Status] = mapped_column(enum_column(Status, "run_status"))
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     host: Mapped[str | None] = mapped_column(String)
@@ -184,12 +128,12 @@ class Phase(Base):
         ForeignKey("runs.id", ondelete="CASCADE"), index=True
     )
     seq: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[PhaseKind] = mapped_column(_enum(PhaseKind, "phase_kind"))
+    kind: Mapped[PhaseKind] = mapped_column(enum_column(PhaseKind, "phase_kind"))
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("phases.id", ondelete="CASCADE"), index=True
     )
     epoch: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[Status] = mapped_column(_enum(Status, "phase_status"))
+    status: Mapped[Status] = mapped_column(enum_column(Status, "phase_status"))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     keras_params: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
@@ -323,93 +267,6 @@ class BatchExtra(_LoggedValue, Base):
     step: Mapped[int] = mapped_column(Integer)
 
 
-class LRChange(Base):
-    """One change of an optimizer's learning rate, observed when it was made.
-
-    ``epoch`` and ``step`` are the first epoch and the first global optimizer
-    step that train with ``new_lr``. ``source`` is the class name of the
-    callback that assigned it, ``user code`` when no callback was on the call
-    stack, or ``unknown`` when the change was only noticed afterwards (for
-    example a direct ``variable.assign``). ``hook`` is the callback method.
-    """
-
-    __tablename__ = "lr_changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
-    optimizer: Mapped[str] = mapped_column(String)
-    epoch: Mapped[int | None] = mapped_column(Integer)
-    step: Mapped[int | None] = mapped_column(BigInteger)
-    old_lr: Mapped[float | None] = mapped_column(Double)
-    new_lr: Mapped[float | None] = mapped_column(Double)
-    source: Mapped[str] = mapped_column(String)
-    hook: Mapped[str | None] = mapped_column(String)
-
-
-class LRSeries(Base):
-    """The learning rate an optimizer trained with, per phase start, epoch or batch."""
-
-    __tablename__ = "lr_series"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
-    optimizer: Mapped[str] = mapped_column(String)
-    point: Mapped[LRPoint] = mapped_column(_enum(LRPoint, "lr_point"))
-    epoch: Mapped[int | None] = mapped_column(Integer)
-    batch: Mapped[int | None] = mapped_column(Integer)
-    step: Mapped[int | None] = mapped_column(BigInteger)
-    lr: Mapped[float | None] = mapped_column(Double)
-
-
-class StopDecision(Base):
-    """A stopper's decision: who set ``model.stop_training`` and why, or why not.
-
-    ``stopped`` is false for a stopper that ran to the end without stopping;
-    its state at train end is recorded then. The reasoning columns are read
-    from the stopper's attributes where it has them.
-    """
-
-    __tablename__ = "stop_decisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
-    stopped: Mapped[bool] = mapped_column(Boolean(create_constraint=True, name="stopped"))
-    stopper: Mapped[str] = mapped_column(String)
-    hook: Mapped[str | None] = mapped_column(String)
-    epoch: Mapped[int | None] = mapped_column(Integer)
-    batch: Mapped[int | None] = mapped_column(Integer)
-    monitor: Mapped[str | None] = mapped_column(String)
-    mode: Mapped[str | None] = mapped_column(String)
-    min_delta: Mapped[float | None] = mapped_column(Double)
-    patience: Mapped[int | None] = mapped_column(Integer)
-    baseline: Mapped[float | None] = mapped_column(Double)
-    start_from_epoch: Mapped[int | None] = mapped_column(Integer)
-    best: Mapped[float | None] = mapped_column(Double)
-    best_epoch: Mapped[int | None] = mapped_column(Integer)
-    wait: Mapped[int | None] = mapped_column(Integer)
-    stopped_epoch: Mapped[int | None] = mapped_column(Integer)
-
-
-class Restore(Base):
-    """A fit that ended with the weights of an earlier epoch.
-
-    Found by comparing the final weights' fingerprint with the fingerprints
-    taken at each epoch end. ``restored_by``/``hook``/``at_epoch`` say which
-    callback's ``set_weights`` call put those weights back, and when.
-    """
-
-    __tablename__ = "restores"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
-    restored_epoch: Mapped[int | None] = mapped_column(Integer)
-    last_epoch: Mapped[int | None] = mapped_column(Integer)
-    restored_by: Mapped[str | None] = mapped_column(String)
-    hook: Mapped[str | None] = mapped_column(String)
-    at_epoch: Mapped[int | None] = mapped_column(Integer)
-    fingerprint: Mapped[str | None] = mapped_column(String(32))
-
-
 class RunMetric(Base):
     """Per run and epoch-log key: best (min and max) and final value, kept in SQL.
 
@@ -438,3 +295,8 @@ class RunMetric(Base):
     final: Mapped[float | None] = mapped_column(Double)
     final_epoch: Mapped[int | None] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
+
+
+# The decision tables live in their own module; importing them here registers
+# them on Base.metadata, so the migrations and the schema check see every table.
+from tracker.db.decision_tables import LRChange, LRSeries, Restore, StopDecision  # noqa: E402

@@ -15,16 +15,18 @@ Imports neither Keras nor pandas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, Table, and_, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tracker.db.base import table_of
+from tracker.db.keys import KeyCache
 from tracker.db.metrics import rebuild_run_summary, upsert_run_metrics
 from tracker.db.tables import (
     Batch,
@@ -43,7 +45,7 @@ from tracker.db.tables import (
     StopDecision,
     Tag,
 )
-from tracker.db.values import logged_items, encode, pack_batch
+from tracker.db.values import encode, logged_items, pack_batch
 from tracker.status import LRPoint, PhaseKind
 
 __all__ = [
@@ -66,11 +68,11 @@ __all__ = [
     "touch_heartbeat",
 ]
 
-_RUNS, _PHASES, _EPOCHS = Run.__table__, Phase.__table__, Epoch.__table__
-_BATCHES, _EXTRAS = Batch.__table__, BatchExtra.__table__
-_EPOCH_VALUES, _PHASE_VALUES = EpochValue.__table__, PhaseValue.__table__
-_KEYS, _KEYSETS = Key.__table__, KeySet.__table__
-_PARAMS, _TAGS = Param.__table__, Tag.__table__
+_RUNS, _PHASES, _EPOCHS = table_of(Run), table_of(Phase), table_of(Epoch)
+_BATCHES, _EXTRAS = table_of(Batch), table_of(BatchExtra)
+_EPOCH_VALUES, _PHASE_VALUES = table_of(EpochValue), table_of(PhaseValue)
+_KEYS, _KEYSETS = table_of(Key), table_of(KeySet)
+_PARAMS, _TAGS = table_of(Param), table_of(Tag)
 
 
 class PhaseRef(Protocol):
@@ -170,10 +172,10 @@ class BatchRecord(NamedTuple):
 class DecisionTable(Enum):
     """The decision tables, for ``InsertDecisions``."""
 
-    LR_CHANGES = LRChange.__table__
-    LR_SERIES = LRSeries.__table__
-    STOPS = StopDecision.__table__
-    RESTORES = Restore.__table__
+    LR_CHANGES = table_of(LRChange)
+    LR_SERIES = table_of(LRSeries)
+    STOPS = table_of(StopDecision)
+    RESTORES = table_of(Restore)
 
 
 @dataclass(slots=True)
@@ -201,63 +203,6 @@ class InsertLRBatchSeries:
 
 
 Op = InsertRun | ResumeRun | UpdateRun | InsertPhase | EndPhase | StartFit | InsertEpoch | InsertDecisions | InsertLRBatchSeries
-
-
-# -- the key dictionary ---------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def _insert_ignore(dialect: str, table_name: str) -> Any:
-    table = _KEYS if table_name == "keys" else _KEYSETS
-    column = "name" if table_name == "keys" else "key_ids"
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert_(table).on_conflict_do_nothing(index_elements=[column])
-
-
-class KeyCache:
-    """Key and keyset ids of one database, cached; ids found in a failed transaction are forgotten."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, int] = {}
-        self.keysets: dict[tuple[str, ...], int] = {}
-        self._new_keys: list[str] = []
-        self._new_keysets: list[tuple[str, ...]] = []
-
-    def rollback(self) -> None:
-        """Forget the ids learnt since the last ``commit`` (their rows may be gone)."""
-        for name in self._new_keys:
-            self.keys.pop(name, None)
-        for names in self._new_keysets:
-            self.keysets.pop(names, None)
-        self.commit()
-
-    def commit(self) -> None:
-        self._new_keys, self._new_keysets = [], []
-
-    def key_ids(self, conn: Connection, names: Iterable[str]) -> dict[str, int]:
-        """Return the id of every name, creating the missing ones."""
-        missing = sorted({n for n in names if n not in self.keys})
-        if missing:
-            conn.execute(_insert_ignore(conn.dialect.name, "keys"), [{"name": n} for n in missing])
-            for i in range(0, len(missing), 500):
-                chunk = missing[i : i + 500]
-                for key_id, name in conn.execute(select(_KEYS.c.id, _KEYS.c.name).where(_KEYS.c.name.in_(chunk))):
-                    self.keys[name] = key_id
-            self._new_keys.extend(missing)
-        return self.keys
-
-    def keyset_id(self, conn: Connection, names: tuple[str, ...]) -> int:
-        """Return the id of an ordered key tuple, creating it if missing."""
-        found = self.keysets.get(names)
-        if found is not None:
-            return found
-        ids = self.key_ids(conn, names)
-        text = ",".join(str(ids[n]) for n in names)
-        conn.execute(_insert_ignore(conn.dialect.name, "keysets"), [{"key_ids": text}])
-        found = conn.execute(select(_KEYSETS.c.id).where(_KEYSETS.c.key_ids == text)).scalar_one()
-        self.keysets[names] = found
-        self._new_keysets.append(names)
-        return found
 
 
 def _value_rows(conn: Connection, keys: KeyCache, logs: dict[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
@@ -301,7 +246,9 @@ def _update_run(conn: Connection, keys: KeyCache, op: UpdateRun) -> None:
 
 def _insert_phase(conn: Connection, keys: KeyCache, op: InsertPhase) -> None:
     parent_id = op.parent.id if op.parent is not None else None
-    op.phase.id = conn.execute(insert(_PHASES).values(**op.row, parent_id=parent_id)).inserted_primary_key[0]
+    key = conn.execute(insert(_PHASES).values(**op.row, parent_id=parent_id)).inserted_primary_key
+    assert key is not None
+    op.phase.id = key[0]
     if op.row["kind"] is not PhaseKind.VALIDATION:
         conn.execute(update(_RUNS).where(_RUNS.c.id == op.run_id).values(phase_count=_RUNS.c.phase_count + 1))
 
@@ -330,12 +277,14 @@ def _start_fit(conn: Connection, keys: KeyCache, op: StartFit) -> None:
 
 
 def _insert_epoch(conn: Connection, keys: KeyCache, op: InsertEpoch) -> None:
-    epoch_id = conn.execute(
+    key = conn.execute(
         insert(_EPOCHS).values(
             phase_id=op.phase.id, epoch=op.epoch, started_at=op.started_at, ended_at=op.ended_at,
             fingerprint=op.fingerprint, superseded=False,
         )
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert key is not None
+    epoch_id = key[0]
     rows = _value_rows(conn, keys, op.logs, epoch_id=epoch_id)
     if rows:
         conn.execute(insert(_EPOCH_VALUES), rows)
@@ -359,7 +308,7 @@ def _insert_lr_batch_series(conn: Connection, keys: KeyCache, op: InsertLRBatchS
              "batch": batch, "step": step, "lr": rates[step]}
         )
     if rows:
-        conn.execute(insert(LRSeries.__table__), rows)
+        conn.execute(insert(table_of(LRSeries)), rows)
 
 
 _APPLY: dict[type, Callable[[Connection, KeyCache, Any], None]] = {

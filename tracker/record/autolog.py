@@ -75,9 +75,9 @@ def autolog(
             capture.autolog_hook = None
             _runs.clear()
         return
-    from tracker.record.callback import TrackingCallback, _check_options
+    from tracker.record.callback import TrackingCallback, check_options
 
-    _check_options(None, None, tags, log_batches, 128, 2.0)
+    check_options(None, None, tags, log_batches, 128, 2.0)
     with _lock:
         _settings = _Settings(os.fspath(db), log_batches, dict(tags or {}))
         _runs.clear()

@@ -30,7 +30,7 @@ __all__ = ["TrackingCallback"]
 capture.install()
 
 
-def _check_options(
+def check_options(
     run_name: Any, params: Any, tags: Any, log_batches: Any, flush_every: Any, flush_interval: Any
 ) -> None:
     if run_name is not None and not isinstance(run_name, str):
@@ -122,7 +122,7 @@ class TrackingCallback(keras.callbacks.Callback):
         resume: bool | str = False,
     ) -> None:
         super().__init__()
-        _check_options(run_name, params, tags, log_batches, flush_every, flush_interval)
+        check_options(run_name, params, tags, log_batches, flush_every, flush_interval)
         identity = RunIdentity(
             run_id=uuid.uuid4().hex,
             name=run_name,

@@ -22,7 +22,7 @@ def fingerprint_arrays(arrays: Iterable[Any]) -> str:
     for array in arrays:
         a = np.ascontiguousarray(array)
         digest.update(f"{a.dtype.str}{a.shape};".encode())
-        digest.update(memoryview(a).cast("B"))
+        digest.update(a.tobytes() if not a.flags.c_contiguous else memoryview(a).cast("B"))  # type: ignore[arg-type]
     return digest.hexdigest()
 
 

@@ -31,9 +31,21 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from tracker.db.writes import DecisionTable, InsertDecisions, InsertLRBatchSeries, Op, PhaseRef
+from tracker.db.writes import (
+    DecisionTable,
+    InsertDecisions,
+    InsertLRBatchSeries,
+    Op,
+    PhaseRef,
+)
 from tracker.record.capture import Actor
-from tracker.record.optimizers import find_optimizers, iterations, rate_at, read_lr, schedule_of
+from tracker.record.optimizers import (
+    find_optimizers,
+    iterations,
+    rate_at,
+    read_lr,
+    schedule_of,
+)
 from tracker.status import LRPoint
 
 __all__ = ["LearningRates"]

@@ -18,7 +18,12 @@ from typing import Any
 from tracker.db.values import utcnow
 from tracker.db.writes import EndPhase, InsertPhase, InsertRun, Op, ResumeRun, UpdateRun
 from tracker.errors import TrackingWarning
-from tracker.record.environment import environment, jsonable, model_info, optimizer_config
+from tracker.record.environment import (
+    environment,
+    jsonable,
+    model_info,
+    optimizer_config,
+)
 from tracker.record.writer import Writer
 from tracker.status import PhaseKind, Status
 

@@ -66,7 +66,9 @@ def iterations(optimizer: Any) -> int | None:
 
 def schedule_of(optimizer: Any) -> Any:
     """Return the optimizer's ``LearningRateSchedule``, or None for a plain rate."""
-    from keras.src.optimizers.schedules.learning_rate_schedule import LearningRateSchedule
+    from keras.src.optimizers.schedules.learning_rate_schedule import (
+        LearningRateSchedule,
+    )
 
     schedule = getattr(optimizer, "_learning_rate", None)
     return schedule if isinstance(schedule, LearningRateSchedule) else None

@@ -18,7 +18,6 @@ logs are what ``History`` keeps, keys added by later callbacks included.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -30,11 +29,12 @@ from typing import Any, TypeVar
 
 from tracker.db.values import logged_items, utcnow
 from tracker.db.writes import BatchRecord, InsertEpoch, StartFit
-from tracker.errors import TrackingWarning, TrackingWriteError
+from tracker.errors import TrackingWarning
 from tracker.record import capture
 from tracker.record.capture import Actor
 from tracker.record.decisions import StopsAndRestores
 from tracker.record.environment import output_shapes
+from tracker.record.faults import Faults, guarded
 from tracker.record.learning_rate import LearningRates
 from tracker.record.ledger import Ledger, PhaseHandle, RunIdentity
 from tracker.record.writer import Writer
@@ -52,23 +52,6 @@ _METHOD_KINDS = {
     "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
     "predict": {PhaseKind.PREDICT},
 }
-
-
-def _guarded(where: str) -> Callable[[F], F]:
-    """Report a failure inside ``where`` without disturbing training (unless strict)."""
-
-    def decorate(method: F) -> F:
-        @functools.wraps(method)
-        def wrapper(self: Recorder, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            except Exception as exc:  # noqa: BLE001
-                self.fault(exc, where)
-                return None
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 @dataclass(slots=True)
@@ -104,7 +87,7 @@ class Recorder:
         self.ledger = Ledger(identity, writer)
         self.lr = LearningRates(writer.submit, log_batches=self.every > 0)
         self.decisions = StopsAndRestores(writer.submit)
-        self._fault_reasons: set[str] = set()
+        self.faults = Faults(strict=strict)
         self._lock = threading.Lock()
         self._in_event: str | None = None
         self._siblings: list[Any] = []
@@ -121,27 +104,9 @@ class Recorder:
         self._epochs_written: set[int] = set()
         self._train_end_logs: Mapping[str, Any] | None = None
 
-    # -- faults ------------------------------------------------------------------------
-
-    def fault(self, exc: BaseException, where: str) -> None:
-        """Report a tracking failure: raise in strict mode, else log and warn once per reason."""
-        if self.strict:
-            if isinstance(exc, TrackingWriteError):
-                raise exc
-            raise TrackingWriteError(f"tracker: {where} failed: {exc}") from exc
-        logger.exception("tracker: %s failed", where)
-        reason = f"{where}: {type(exc).__name__}"
-        if reason not in self._fault_reasons:
-            self._fault_reasons.add(reason)
-            warnings.warn(
-                f"tracker: {where} failed ({type(exc).__name__}: {exc}); training goes on.",
-                TrackingWarning,
-                stacklevel=4,
-            )
-
     # -- fit ------------------------------------------------------------------------------
 
-    @_guarded("on_train_begin")
+    @guarded("on_train_begin")
     def train_begin(self) -> None:
         fit = self._fit = self.ledger.begin_phase(PhaseKind.FIT, self.model, self.keras_params)
         self._epoch = None
@@ -154,7 +119,7 @@ class Recorder:
         self.decisions.begin_fit(fit, self.model, siblings)
         capture.watch(self)
 
-    @_guarded("on_epoch_begin")
+    @guarded("on_epoch_begin")
     def epoch_begin(self, epoch: int) -> None:
         fit = self._fit
         if fit is None:
@@ -207,9 +172,9 @@ class Recorder:
                     if self._sample(record) and self.lr.has_schedule:
                         self._epoch_batches.append(batch)
         except Exception as exc:  # noqa: BLE001
-            self.fault(exc, "on_train_batch_end")
+            self.faults.report(exc, "on_train_batch_end")
 
-    @_guarded("on_epoch_end")
+    @guarded("on_epoch_end")
     def epoch_end(self, epoch: int, logs: Mapping[str, Any] | None) -> None:
         fit = self._fit
         if fit is None:
@@ -249,7 +214,7 @@ class Recorder:
         if flush:
             self.writer.flush()
 
-    @_guarded("on_train_end")
+    @guarded("on_train_end")
     def train_end(self, logs: Mapping[str, Any] | None) -> None:
         self._train_end_logs = logs
         if self._in_event != "on_train_end":
@@ -268,7 +233,7 @@ class Recorder:
 
     # -- evaluate (standalone, or validation inside fit) and predict ------------------
 
-    @_guarded("on_test_begin")
+    @guarded("on_test_begin")
     def test_begin(self) -> None:
         inside_fit = self._fit is not None and bool(self.ledger.phases) and self.ledger.phases[-1] is self._fit
         kind = PhaseKind.VALIDATION if inside_fit else PhaseKind.EVALUATE
@@ -288,9 +253,9 @@ class Recorder:
                     self._sample(BatchRecord(handle, batch, handle.epoch, batch, time.perf_counter() - handle.t0,
                                              dict(logs) if logs else None))
         except Exception as exc:  # noqa: BLE001
-            self.fault(exc, "on_test_batch_end")
+            self.faults.report(exc, "on_test_batch_end")
 
-    @_guarded("on_test_end")
+    @guarded("on_test_end")
     def test_end(self, logs: Mapping[str, Any] | None) -> None:
         handle, self._test = self._test, None
         if handle is not None:
@@ -298,7 +263,7 @@ class Recorder:
                 self._release_held(handle, handle.last_batch)
             self.ledger.end_phase(handle, Status.FINISHED, logs, self.model)
 
-    @_guarded("on_predict_begin")
+    @guarded("on_predict_begin")
     def predict_begin(self) -> None:
         self._predict = self.ledger.begin_phase(PhaseKind.PREDICT, self.model, self.keras_params)
 
@@ -324,9 +289,9 @@ class Recorder:
                         elif shape:
                             known[0] += shape[0]
         except Exception as exc:  # noqa: BLE001
-            self.fault(exc, "on_predict_batch_end")
+            self.faults.report(exc, "on_predict_batch_end")
 
-    @_guarded("on_predict_end")
+    @guarded("on_predict_end")
     def predict_end(self, logs: Mapping[str, Any] | None) -> None:
         handle, self._predict = self._predict, None
         if handle is not None:
@@ -341,7 +306,7 @@ class Recorder:
         if event == "on_train_begin":
             self._siblings = list(callbacks)
 
-    @_guarded("recording after the callbacks")
+    @guarded("recording after the callbacks")
     def event_end(self, event: str) -> None:
         self._in_event = None
         if event == "on_epoch_begin" and self._fit is not None and self._epoch is not None:
@@ -356,11 +321,11 @@ class Recorder:
             self._in_event = None
             self._guarded_finish()
 
-    @_guarded("recording the end of fit")
+    @guarded("recording the end of fit")
     def _guarded_finish(self) -> None:
         self._finish_fit()
 
-    @_guarded("recording the failure")
+    @guarded("recording the failure")
     def call_failed(self, method: str, exc: BaseException) -> None:
         """Close the phases of a failing call (Keras skips the end hooks when a call raises)."""
         self._in_event = None
@@ -386,18 +351,18 @@ class Recorder:
     def watches_optimizer(self, optimizer: Any) -> bool:
         return self.lr.name_of(optimizer) is not None
 
-    @_guarded("recording an LR change")
+    @guarded("recording an LR change")
     def lr_set(self, optimizer: Any, old: float | None, new: float | None, actor: Actor) -> None:
         self.lr.lr_set(optimizer, old, new, actor)
 
-    @_guarded("recording a stop")
+    @guarded("recording a stop")
     def stop_requested(self, actor: Actor) -> None:
         self.decisions.stop_requested(actor, self._epoch)
 
-    @_guarded("recording a restore")
+    @guarded("recording a restore")
     def weights_setting(self, actor: Actor) -> None:
         self.decisions.weights_setting(actor, self._epoch)
 
-    @_guarded("recording a restore")
+    @guarded("recording a restore")
     def weights_set(self, actor: Actor) -> None:
         self.decisions.weights_set(actor, self._epoch)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from tracker.errors import UnknownRunError
 from tracker.db.tables import Phase, Run, Status
+from tracker.errors import UnknownRunError
 
 __all__ = ["find_run_to_resume"]
 

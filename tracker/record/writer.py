@@ -20,7 +20,6 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -28,7 +27,15 @@ from sqlalchemy.exc import OperationalError
 
 from tracker.db.engine import describe, resolve_url, sqlite_path
 from tracker.db.values import utcnow
-from tracker.db.writes import BatchRecord, InsertPhase, KeyCache, Op, apply, touch_heartbeat, write_batches
+from tracker.db.writes import (
+    BatchRecord,
+    InsertPhase,
+    KeyCache,
+    Op,
+    apply,
+    touch_heartbeat,
+    write_batches,
+)
 from tracker.errors import DatabaseError, TrackingWarning, TrackingWriteError
 
 __all__ = ["Writer"]
@@ -216,8 +223,10 @@ class Writer:
         try:
             engine = self.open()
             with engine.connect() as conn:
-                if engine.dialect.name == "sqlite":
-                    conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+                raw = conn.connection.driver_connection
+                if engine.dialect.name == "sqlite" and raw is not None:
+                    # Outside SQLAlchemy's transaction: how long this flush waits for a lock.
+                    raw.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
                 conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
                     self._apply(conn, items, assigned)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -16,13 +16,17 @@ from sqlalchemy import Connection, Engine, Select, select
 from tracker.db.tables import Run
 from tracker.errors import UnknownRunError
 
-__all__ = ["PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column"]
+__all__ = ["AnySelect", "PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column"]
 
 #: In ``decode_numbers``' second array: this row is a plain float.
 PLAIN = object()
 
 
-def read_frame(engine: Engine, stmt: Select[Any]) -> pd.DataFrame:
+#: A SELECT of any columns.
+AnySelect: TypeAlias = "Select[*tuple[Any, ...]]"
+
+
+def read_frame(engine: Engine, stmt: AnySelect) -> pd.DataFrame:
     """Run ``stmt`` into a DataFrame, keeping ``bits`` exact and ``text``/``key`` as objects.
 
     (Left to inference, pandas would turn a bits column holding NULLs into

@@ -12,17 +12,27 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, Select, literal, select
 
-from tracker.db.tables import Epoch, EpochValue, Key, LRChange, LRSeries, Phase, Restore, Run, StopDecision
+from tracker.db.tables import (
+    Epoch,
+    EpochValue,
+    Key,
+    LRChange,
+    LRSeries,
+    Phase,
+    Restore,
+    Run,
+    StopDecision,
+)
 from tracker.db.values import decode
 from tracker.status import PhaseKind
-from tracker.store.base import enum_values, int_columns, read_frame
+from tracker.store.base import AnySelect, enum_values, int_columns, read_frame
 
 __all__ = ["lr_changes_frame", "lr_series_frame", "early_stops_frame", "restores_frame"]
 
 _FIT = literal(PhaseKind.FIT.value).label("phase")
 
 
-def _of_run(stmt: Select[Any], run_id: str | None) -> Select[Any]:
+def _of_run(stmt: AnySelect, run_id: str | None) -> AnySelect:
     return stmt if run_id is None else stmt.where(Phase.run_id == run_id)
 
 
@@ -112,7 +122,7 @@ def restores_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
     frame = read_frame(engine, _of_run(stmt, run_id))
     phase_ids = [int(p) for p in frame["phase_pk"]]
     epochs = {int(e) for col in ("restored_epoch", "last_epoch") for e in frame[col] if not pd.isna(e)}
-    stoppers: dict[int, list[tuple[str, str]]] = {p: [] for p in phase_ids}
+    stoppers: dict[int, list[tuple[str, str | None]]] = {p: [] for p in phase_ids}
     values: dict[int, dict[tuple[int, str], Any]] = {p: {} for p in phase_ids}
     if phase_ids:  # two queries for all restores, only the epochs that matter
         with engine.connect() as conn:

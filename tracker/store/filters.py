@@ -12,10 +12,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, column, exists, select, table
+
 from tracker.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from tracker.store.base import AnySelect
 
 RUN_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 
@@ -94,14 +98,14 @@ def _like(pattern: str) -> str:
 
 
 def filter_runs(
-    stmt: Select[Any],
+    stmt: AnySelect,
     *,
     status: str | Sequence[str] | None = None,
     name: str | None = None,
     tags: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     run_ids: Sequence[str] | None = None,
-) -> Select[Any]:
+) -> AnySelect:
     """Add WHERE clauses for the ``Store.runs`` filters.
 
     Raises:
@@ -145,9 +149,9 @@ def runs_statement(
     sort: str | None = None,
     limit: int | None = None,
     run_ids: Sequence[str] | None = None,
-) -> tuple[Select[Any], SortOrder]:
+) -> tuple[AnySelect, SortOrder]:
     """The SELECT behind ``Store.runs`` (see there), shared with the CLI's fast path."""
-    stmt = select(
+    stmt: AnySelect = select(
         Run.id.label("run_id"),
         Run.name,
         Run.status,

@@ -63,7 +63,8 @@ def params_of(engine: Engine, run_id: str) -> dict[str, Any]:
 
 def tags_of(engine: Engine, run_id: str) -> dict[str, str]:
     with engine.connect() as conn:
-        return dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id).order_by(Tag.key)).all())
+        rows = conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id).order_by(Tag.key)).all()
+    return {key: value or "" for key, value in rows}
 
 
 def metrics_frame(engine: Engine, run_id: str) -> pd.DataFrame:

@@ -20,10 +20,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from tracker.db.tables import Batch, BatchExtra, Epoch, EpochValue, Key, KeySet, Phase, PhaseValue
-from tracker.store.base import PLAIN, decode_numbers, int_columns
-from tracker.status import PhaseKind
+from tracker.db.tables import (
+    Batch,
+    BatchExtra,
+    Epoch,
+    EpochValue,
+    Key,
+    KeySet,
+    Phase,
+    PhaseValue,
+)
 from tracker.errors import InvalidArgumentError
+from tracker.status import PhaseKind
+from tracker.store.base import PLAIN, decode_numbers, int_columns
 
 __all__ = ["epochs_frame", "batches_frame", "evaluations_frame", "PHASES", "META_COLUMNS"]
 
@@ -116,7 +125,7 @@ def epochs_frame(engine: Engine, run_id: str, *, tidy: bool = False, attempts: b
         else:
             redone_epochs = {r.epoch for r in rows if r.superseded}
         ids = [r.id for r in rows]
-        long = []
+        long: list[Any] = []
         for i in range(0, len(ids), 900):
             long.extend(
                 conn.execute(
@@ -223,12 +232,11 @@ def _packed_cells(heads: Sequence[Any], keysets: dict[int, list[str]]) -> dict[s
         index = np.array(rows)
         for j, name in enumerate(names):
             parts[name].append((index, matrix[:, j]))
-    cells = {}
+    cells: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for name, chunks in parts.items():
-        rows = np.concatenate([c[0] for c in chunks])
+        index = np.concatenate([c[0] for c in chunks])
         floats = np.concatenate([c[1] for c in chunks]).astype(np.float64)
-        others = np.full(len(rows), PLAIN, dtype=object)
-        cells[name] = (rows, floats, others)
+        cells[name] = (index, floats, np.full(len(index), PLAIN, dtype=object))
     return cells
 
 
@@ -242,7 +250,7 @@ def evaluations_frame(engine: Engine, run_ids: Sequence[str] | None) -> pd.DataF
             stmt = stmt.where(Phase.run_id.in_(list(run_ids)))
         rows = conn.execute(stmt.order_by(Phase.run_id, Phase.seq)).all()
         ids = [r.id for r in rows]
-        long = []
+        long: list[Any] = []
         for i in range(0, len(ids), 900):
             long.extend(
                 conn.execute(
