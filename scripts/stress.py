@@ -133,7 +133,7 @@ def faults(workdir: Path) -> dict[str, bool]:
 
     path = workdir / "full.db"
     cb = TrackingCallback(str(path), flush_interval=0.05)
-    engine = cb._writer._engine
+    engine = cb._writer.open()
     with sqlite3.connect(path) as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
 

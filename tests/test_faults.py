@@ -69,7 +69,7 @@ def _limit_pages(engine, pages):
 def test_a_full_disk_keeps_rows_in_memory_and_writes_them_once_there_is_room(tmp_path):
     path = tmp_path / "full.db"
     cb = TrackingCallback(str(path), flush_interval=0.05)
-    engine = cb._writer._engine
+    engine = cb._writer.open()
     with sqlite3.connect(path) as conn:
         conn.execute("VACUUM")  # the migrations leave free pages; a full disk has none
         pages = conn.execute("PRAGMA page_count").fetchone()[0]

@@ -8,9 +8,8 @@ as in the guide (MSE loss, MAE metric, RMSprop(0.1)).
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 import numpy as np
 

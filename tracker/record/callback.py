@@ -23,7 +23,6 @@ from tracker.record import capture
 from tracker.record.ledger import RunIdentity
 from tracker.record.recorder import Recorder
 from tracker.record.resume import find_run_to_resume
-from tracker.record.writer import Writer
 
 __all__ = ["TrackingCallback"]
 
@@ -51,6 +50,37 @@ def check_options(
         raise ValueError(f"flush_every must be a positive integer, not {flush_every!r}.")
     if isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float)) or not flush_interval > 0:
         raise ValueError(f"flush_interval must be a positive number of seconds, not {flush_interval!r}.")
+
+
+def _open_run(db: str, identity: RunIdentity, resume: bool | str, *, strict: bool) -> None:
+    """Open (create, migrate) the database now, and point ``identity`` at the run to resume, if any.
+
+    A database that cannot be opened yet is not fatal: the writer retries at
+    each flush (a resume then starts a new run, and the warning says why).
+
+    Raises:
+        ValueError: ``resume=True`` without a run name.
+        UnknownRunError: ``resume`` is a run id the database does not hold.
+    """
+    from tracker.db.migrate import open_database
+
+    try:
+        engine, _ = open_database(db)
+        if resume:
+            found = find_run_to_resume(engine, resume, identity.name)
+            if found is not None:
+                identity.run_id, identity.next_seq = found
+                identity.resumed = True
+    except (ValueError, UnknownRunError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
+        if strict:
+            raise
+        warnings.warn(
+            f"{exc} Tracking keeps records in memory and retries; training is not affected.",
+            TrackingWarning,
+            stacklevel=3,
+        )
 
 
 class TrackingCallback(keras.callbacks.Callback):
@@ -123,41 +153,24 @@ class TrackingCallback(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         check_options(run_name, params, tags, log_batches, flush_every, flush_interval)
+        self.strict = bool(strict)
         identity = RunIdentity(
             run_id=uuid.uuid4().hex,
             name=run_name,
             params={str(k): v for k, v in (params or {}).items()},
             tags=dict(tags or {}),
         )
-        self.strict = bool(strict)
-        self._writer = Writer(
+        _open_run(os.fspath(db), identity, resume, strict=self.strict)
+        self.capture_listener = Recorder(
+            identity,
             os.fspath(db),
-            run_id=identity.run_id,
+            log_batches=log_batches,
+            strict=self.strict,
             flush_every=flush_every,
             flush_interval=flush_interval,
-            strict=strict,
         )
+        self._writer = self.capture_listener.writer
         self.db_url = self._writer.url
-        self.capture_listener = Recorder(identity, self._writer, log_batches=log_batches, strict=self.strict)
-        self._writer.on_reset = self.capture_listener.ledger.recreate
-        try:
-            engine = self._writer.open()
-            if resume:
-                found = find_run_to_resume(engine, resume, run_name)
-                if found is not None:
-                    identity.run_id, identity.next_seq = found
-                    identity.resumed = True
-                    self._writer.run_id = identity.run_id
-        except (ValueError, UnknownRunError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported, retried at each flush
-            if strict:
-                raise
-            warnings.warn(
-                f"{exc} Tracking keeps records in memory and retries; training is not affected.",
-                TrackingWarning,
-                stacklevel=2,
-            )
 
     @property
     def run_id(self) -> str:

@@ -70,15 +70,33 @@ class Recorder:
 
     Args:
         identity: The run's id, name, params and tags.
-        writer: The run's writer.
+        db: The database path or URL; the recorder's ``Writer`` writes there.
         log_batches: Record every batch (True), none (False), or every N-th
             step plus the last batch of each epoch and pass (an int N).
         strict: Raise ``TrackingWriteError`` instead of warning.
+        flush_every: Wake the background writer after this many batches.
+        flush_interval: Seconds between the background writer's flushes.
     """
 
-    def __init__(self, identity: RunIdentity, writer: Writer, *, log_batches: bool | int, strict: bool) -> None:
+    def __init__(
+        self,
+        identity: RunIdentity,
+        db: str,
+        *,
+        log_batches: bool | int,
+        strict: bool,
+        flush_every: int = 128,
+        flush_interval: float = 2.0,
+    ) -> None:
         self.identity = identity
-        self.writer = writer
+        writer = self.writer = Writer(
+            db,
+            run_id=identity.run_id,
+            on_reset=self._rebuild,
+            flush_every=flush_every,
+            flush_interval=flush_interval,
+            strict=strict,
+        )
         self.log_batches = log_batches
         self.every = int(log_batches)  # 0: off, 1: every batch, N: every N-th step
         self.strict = strict
@@ -103,6 +121,10 @@ class Recorder:
         self._ended: _EndedEpoch | None = None
         self._epochs_written: set[int] = set()
         self._train_end_logs: Mapping[str, Any] | None = None
+
+    def _rebuild(self) -> list[Any]:
+        """The operations that rebuild the open rows in a fresh file (the old one was deleted)."""
+        return self.ledger.recreate()
 
     # -- fit ------------------------------------------------------------------------------
 

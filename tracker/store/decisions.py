@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Select, literal, select
+from sqlalchemy import Engine, literal, select
 
 from tracker.db.tables import (
     Epoch,

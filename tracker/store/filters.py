@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, column, exists, select, table
+from sqlalchemy import ColumnElement, and_, column, exists, select, table
 
 from tracker.errors import InvalidArgumentError
 
