@@ -38,7 +38,10 @@ What it measures:
     outside ``fit``: building the callback or ``wandb.init`` before, and
     ``close()``, ``wandb.finish()`` or disabling autolog after. MLflow autolog
     does its run start, dataset and model logging inside the patched ``fit``,
-    so these count in its fit time.
+    so these count in its fit time. ``wandb.finish()`` returns before W&B's
+    service has finished writing the run file, so the script waits until the
+    file stops growing (counting the time up to its last write) before it
+    starts the next fit.
   * What each configuration recorded in the warm-up fit (rows, points, files),
     to show that a per-batch setting did log every batch.
 
@@ -46,8 +49,9 @@ Everything stays in one temporary directory, which is deleted at the end:
 each peer's store, ``WANDB_DIR``/``WANDB_CONFIG_DIR``/``WANDB_CACHE_DIR``, and
 MLflow's tracking database and artifact root. W&B runs offline, needs no
 login, and MLflow's telemetry is switched off (``MLFLOW_DISABLE_TELEMETRY``),
-so nothing is sent anywhere. MLflow's store is SQLite, its default since 3.x;
-``--mlflow-store file`` uses a ``file:`` store instead.
+so nothing is sent anywhere. MLflow's store is SQLite, its default in 3.x
+and the same storage as ours (mlflow 3.17 refuses a ``file:`` store unless
+``MLFLOW_ALLOW_FILE_STORE`` is set).
 
 Run it in the project's venv, where the peers are absent (it says which it
 skips), or install the peers in a separate venv so the project's pins stay as
@@ -57,7 +61,6 @@ they are (tensorflow-cpu 2.21 brings Keras 3.15; none of them needs torch):
     /tmp/peers-venv/bin/pip install -e ".[tensorflow]" mlflow wandb tensorboard
     /tmp/peers-venv/bin/python benchmarks/peers.py [--rounds 3] [--epochs 3]
         [--samples 20000] [--batch-size 32] [--only NAME ...]
-        [--mlflow-store sqlite|file]
 
 It prints a Markdown table, with the date, the versions and the machine,
 ready to paste into the README. It always exits 0: it is a measurement, not a
@@ -125,7 +128,8 @@ class Attached:
     """One configuration, set up for one fit."""
 
     callbacks: list[Any]
-    finish: Callable[[], None] = lambda: None
+    # Run after fit; may return seconds it spent idle waiting, not to be counted.
+    finish: Callable[[], float | None] = lambda: None
     recorded: Callable[[], str] = lambda: ""
 
 
@@ -202,7 +206,7 @@ def mlflow_supports_per_step() -> bool:
     return "log_every_n_steps" in inspect.signature(mlflow.keras.autolog).parameters
 
 
-def mlflow_autolog(store: str, experiment: str, **autolog: Any) -> Callable[[Path, str], Attached]:
+def mlflow_autolog(experiment: str, **autolog: Any) -> Callable[[Path, str], Attached]:
     """``mlflow.keras.autolog(silent=True, **autolog)``, into an experiment of its own."""
 
     def attach(tmpdir: Path, tag: str) -> Attached:
@@ -211,8 +215,7 @@ def mlflow_autolog(store: str, experiment: str, **autolog: Any) -> Callable[[Pat
 
         root = tmpdir / "mlflow"
         root.mkdir(exist_ok=True)
-        uri = f"sqlite:///{root / 'mlflow.db'}" if store == "sqlite" else (root / "mlruns").as_uri()
-        mlflow.set_tracking_uri(uri)
+        mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
         if mlflow.get_experiment_by_name(experiment) is None:
             mlflow.create_experiment(experiment, artifact_location=(root / "artifacts" / experiment).as_uri())
         mlflow.set_experiment(experiment)
@@ -247,9 +250,10 @@ def wandb_offline(log_freq: str) -> Callable[[Path, str], Attached]:
         run_dir = Path(run.dir).parent  # .../wandb/offline-run-*/files -> the run folder
         summary: dict[str, Any] = {}
 
-        def finish() -> None:
+        def finish() -> float:
             summary.update(run.summary)  # offline runs write no wandb-summary.json
             wandb.finish()
+            return settle(run_dir)
 
         def recorded() -> str:
             size = sum(p.stat().st_size for p in run_dir.rglob("*.wandb"))
@@ -260,6 +264,24 @@ def wandb_offline(log_freq: str) -> Callable[[Path, str], Attached]:
         return Attached([cb], finish, recorded)
 
     return attach
+
+
+def settle(run_dir: Path, quiet: float = 0.5, limit: float = 60.0) -> float:
+    """Wait until the run's ``.wandb`` file has stopped growing for ``quiet`` seconds.
+
+    ``wandb.finish()`` (0.31, offline) returns before the ``wandb-core``
+    service has written the end of the run file. Waiting keeps that work
+    inside the W&B timing instead of in the next fit. Returns the idle wait
+    after the last write, which the caller does not count.
+    """
+    start = last_change = time.perf_counter()
+    last_size = -1
+    while (now := time.perf_counter()) - last_change < quiet and now - start < limit:
+        size = sum(p.stat().st_size for p in run_dir.glob("*.wandb"))
+        if size != last_size:
+            last_size, last_change = size, now
+        time.sleep(0.02)
+    return time.perf_counter() - last_change
 
 
 def build_configs(args: argparse.Namespace) -> tuple[list[Config], list[str]]:
@@ -282,14 +304,13 @@ def build_configs(args: argparse.Namespace) -> tuple[list[Config], list[str]]:
     elif not has("mlflow.keras.callback"):
         skipped.append(f"MLflow: mlflow {dist_version('mlflow')} has no Keras 3 autolog (mlflow.keras.callback)")
     else:
-        store = args.mlflow_store
         configs += [Config("MLflow autolog (per epoch; defaults, so the model is logged)",
-                           mlflow_autolog(store, "epoch"), "mlflow"),
+                           mlflow_autolog("epoch"), "mlflow"),
                     Config("MLflow autolog (per epoch, log_models=False)",
-                           mlflow_autolog(store, "epoch-no-model", log_models=False), "mlflow")]
+                           mlflow_autolog("epoch-no-model", log_models=False), "mlflow")]
         if mlflow_supports_per_step():
             configs.append(Config("MLflow autolog (log_every_n_steps=1, log_models=False)",
-                                  mlflow_autolog(store, "per-step-no-model", log_every_epoch=False,
+                                  mlflow_autolog("per-step-no-model", log_every_epoch=False,
                                                  log_every_n_steps=1, log_models=False), "mlflow"))
         else:
             skipped.append(f"MLflow per step: mlflow {dist_version('mlflow')}'s Keras autolog "
@@ -362,11 +383,11 @@ def run_once(config: Config, x, y, args: argparse.Namespace, tmpdir: Path, tag: 
               callbacks=attached.callbacks)
     t2 = time.perf_counter()
     c2 = cpu_seconds()
-    attached.finish()
+    idle = attached.finish() or 0.0
     t3 = time.perf_counter()
     config.fit_s.append(t2 - t1)
     config.cpu_s.append(c2 - c1)
-    config.outside_s.append((t1 - t0) + (t3 - t2))
+    config.outside_s.append((t1 - t0) + (t3 - t2 - idle))
     return attached
 
 
@@ -377,14 +398,15 @@ def warm_up(configs: list[Config], x, y, args, tmpdir: Path) -> list[str]:
         try:
             attached = run_once(config, x, y, args, tmpdir, "warmup")
             config.recorded = attached.recorded()
+            print(f"warm-up: {config.name}: {config.recorded or 'done'}", flush=True)
         except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
             traceback.print_exc(limit=3)
             failed.append(f"{config.name}: failed in the warm-up with {type(exc).__name__}: {exc}")
+            print(f"warm-up: {config.name}: FAILED, dropped", flush=True)
             configs.remove(config)
         config.fit_s.clear()
         config.cpu_s.clear()
         config.outside_s.clear()
-        print(f"warm-up: {config.name}: {config.recorded or 'done'}", flush=True)
     return failed
 
 
@@ -458,14 +480,13 @@ def table(configs: list[Config]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3,
-                        help="timed rounds (default 3: about 8 minutes with every peer on a 2-core machine)")
+                        help="timed rounds (default 3: about 10 minutes on a busy 2-core machine with every peer)")
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only configurations whose name contains one of these words "
                              "(untracked always runs), e.g. --only ours mlflow")
-    parser.add_argument("--mlflow-store", choices=("sqlite", "file"), default="sqlite")
     args = parser.parse_args()
 
     configs, skipped = build_configs(args)
