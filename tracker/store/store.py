@@ -16,11 +16,30 @@ import pandas as pd
 
 from tracker.db.engine import DEFAULT_DB
 from tracker.db.migrate import open_for_reading
-from tracker.store import decisions, runs, series
+from tracker.store import decisions, overview, runs, series
 from tracker.store.base import resolve_run
 from tracker.store.liveness import HEARTBEAT_TIMEOUT
 
-__all__ = ["Store"]
+__all__ = ["Store", "overview_frame"]
+
+
+def overview_frame(found: overview.Overview) -> pd.DataFrame:
+    """The overview's rows as a DataFrame: times as datetimes, missing numbers as ``<NA>``."""
+    from tracker.store.base import float_column
+
+    data: dict[str, Any] = {}
+    for i, name in enumerate(found.columns):
+        cells = [row[i] for row in found.rows]
+        if name in ("started_at", "ended_at"):
+            data[name] = pd.to_datetime(pd.Series(cells, dtype=object), format="ISO8601")
+        elif name in ("epochs", "phases", "best_epoch", "stopped_epoch", "restored_epoch"):
+            data[name] = pd.array(cells, dtype="Int64")
+        elif name in ("duration_s", "best") or (name.startswith("eval:") and all(
+                c is None or isinstance(c, float) for c in cells)):
+            data[name] = float_column(cells)
+        else:
+            data[name] = pd.Series(cells, dtype="object")
+    return pd.DataFrame(data, columns=found.columns)
 
 
 class Store:
@@ -129,6 +148,43 @@ class Store:
             self.engine, status=status, name=name, tags=tags, params=params, sort=sort, limit=limit,
             run_ids=run_ids, heartbeat_timeout=self.heartbeat_timeout,
         )
+
+    def overview(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        run_ids: Sequence[str] | None = None,
+        metric: str | None = None,
+    ) -> pd.DataFrame:
+        """Return one row per run with what tells runs apart: which one is best.
+
+        Takes the filters and sort of ``runs``, and ``metric``: the epoch key
+        whose best value and epoch to show (default: the stoppers' most
+        common monitor, else ``val_loss``, else the first ``val_*`` key, else
+        ``loss``).
+
+        Columns: ``run_id``, ``name``, ``status``, ``started_at``,
+        ``ended_at``, ``duration_s`` (``<NA>`` while running), ``epochs``,
+        ``phases``, ``param:NAME`` for each param whose value differs
+        between the listed runs, ``metric`` (the key shown), ``best`` and
+        ``best_epoch`` (min or max by the key's direction; superseded epochs
+        left out), ``stopped_epoch`` (where a stopper stopped training),
+        ``restored_epoch`` (whose weights a callback restored), then
+        ``eval:KEY`` for the results of each run's last ``evaluate``.
+
+        Raises:
+            ValueError: ``sort`` or ``status`` is not understood.
+        """
+        found = overview.overview(
+            self.engine, status=status, name=name, tags=tags, params=params, sort=sort, limit=limit,
+            run_ids=run_ids, metric=metric, heartbeat_timeout=self.heartbeat_timeout,
+        )
+        return overview_frame(found)
 
     def run(self, ref: str) -> dict[str, Any]:
         """Return a summary of one run.

@@ -1,0 +1,220 @@
+"""The runs overview: which run is best, in one table.
+
+One row per listed run with what a person comparing runs wants to see: the
+listing columns, the duration, the params that differ between the listed
+runs, the best value and epoch of one metric (the stoppers' monitor, else
+``val_loss``, else the first ``val_*`` key, else ``loss``), the epoch a
+stopper stopped and the epoch whose weights were restored, and the results
+of the run's last ``evaluate`` call.
+
+Behind ``Store.overview``, ``tracker runs`` and the dashboard's run list.
+Plain rows, no pandas, a fixed handful of queries whatever the number of
+runs. Imports neither Keras nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, column, select, table
+
+from tracker.db.values import decode
+from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, maximised, runs_statement
+from tracker.store.liveness import apply_liveness
+
+__all__ = ["Overview", "overview"]
+
+_PHASES = table("phases", column("id"), column("run_id"), column("seq"), column("kind"), column("ended_at"))
+_STOPS = table("stop_decisions", column("id"), column("phase_id"), column("stopped"), column("stopped_epoch"),
+               column("monitor"))
+_RESTORES = table("restores", column("id"), column("phase_id"), column("restored_epoch"))
+_PHASE_VALUES = table("phase_values", column("phase_id"), column("key_id"), column("value"), column("bits"),
+                      column("text"))
+_CHUNK = 900
+
+
+@dataclass
+class Overview:
+    """The overview's rows and what its columns mean.
+
+    ``columns``: ``run_id``, ``name``, ``status``, ``started_at``,
+    ``ended_at``, ``duration_s`` (None while running), ``epochs``,
+    ``phases``, then ``param:NAME`` for each param that differs between the
+    listed runs, then ``metric`` columns ``best`` and ``best_epoch`` (of the
+    key in ``metric``, min or max by its direction), ``stopped_epoch``,
+    ``restored_epoch``, then ``eval:KEY`` for each key of the last
+    ``evaluate`` results of any listed run.
+    """
+
+    columns: list[str]
+    rows: list[list[Any]]
+    metric: str | None
+    differing: list[str] = field(default_factory=list)
+    eval_keys: list[str] = field(default_factory=list)
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)] or [[]]
+
+
+def _where_runs(stmt: Any, col: Any, run_ids: Sequence[str] | None, part: Sequence[str]) -> Any:
+    return stmt if run_ids is None else stmt.where(col.in_(list(part)))
+
+
+def _seconds(started: Any, ended: Any) -> float | None:
+    if started is None or ended is None:
+        return None
+    start = started if isinstance(started, datetime) else datetime.fromisoformat(str(started))
+    end = ended if isinstance(ended, datetime) else datetime.fromisoformat(str(ended))
+    return (end - start).total_seconds()
+
+
+def _choose_metric(conn: Any, run_ids: Sequence[str] | None, wanted: str | None) -> tuple[str | None, int | None]:
+    """The metric to show: ``wanted``, else the stoppers' most common monitor, else a val_ key."""
+    names = {name: key_id for key_id, name in conn.execute(
+        select(KEYS.c.id, KEYS.c.name).where(KEYS.c.id.in_(select(RUN_METRICS.c.key_id).distinct()))
+    )}
+    if wanted is not None:
+        return wanted, names.get(wanted)
+    monitors: Counter[str] = Counter()
+    for part in _chunks(list(run_ids) if run_ids is not None else []):
+        stmt = (
+            select(_STOPS.c.monitor)
+            .select_from(_STOPS.join(_PHASES, _PHASES.c.id == _STOPS.c.phase_id))
+            .where(_STOPS.c.monitor.is_not(None))
+        )
+        monitors.update(m for (m,) in conn.execute(_where_runs(stmt, _PHASES.c.run_id, run_ids, part)))
+        if run_ids is None:
+            break
+    for monitor, _ in monitors.most_common():
+        if monitor in names:
+            return monitor, names[monitor]
+    candidates = (["val_loss"] + sorted(n for n in names if n.startswith("val_")) + ["loss"])
+    for name in candidates:
+        if name in names:
+            return name, names[name]
+    return None, None
+
+
+def overview(
+    engine: Engine,
+    *,
+    status: str | Sequence[str] | None = None,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    run_ids: Sequence[str] | None = None,
+    metric: str | None = None,
+    heartbeat_timeout: float,
+) -> Overview:
+    """Build the overview of the runs the filters select (see ``Store.runs`` for them)."""
+    stmt, _ = runs_statement(
+        status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
+    )
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        listing_columns = list(result.keys())
+        listed = [list(r) for r in result.all()]
+        wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
+        listed = apply_liveness(listing_columns, listed, wanted, timeout=heartbeat_timeout)
+        at = {c: i for i, c in enumerate(listing_columns)}
+        ids = [row[at["run_id"]] for row in listed]
+        # Every run listed, or all of them: then no IN lists at all.
+        scope = None if (status is None and name is None and not tags and not params and limit is None
+                         and run_ids is None) else ids
+        run_params: dict[str, dict[str, str]] = {rid: {} for rid in ids}
+        for part in _chunks(list(scope or [])):
+            q = select(PARAMS.c.run_id, PARAMS.c.key, PARAMS.c.value)
+            for rid, key, value in conn.execute(_where_runs(q, PARAMS.c.run_id, scope, part)):
+                if rid in run_params:
+                    run_params[rid][key] = value
+            if scope is None:
+                break
+        metric_name, key_id = _choose_metric(conn, scope, metric)
+        best: dict[str, tuple[Any, Any]] = {}
+        if key_id is not None:
+            high = maximised(metric_name)
+            value_col = RUN_METRICS.c.best_max if high else RUN_METRICS.c.best_min
+            epoch_col = RUN_METRICS.c.best_max_epoch if high else RUN_METRICS.c.best_min_epoch
+            for part in _chunks(list(scope or [])):
+                q = select(RUN_METRICS.c.run_id, value_col, epoch_col).where(RUN_METRICS.c.key_id == key_id)
+                for rid, value, epoch in conn.execute(_where_runs(q, RUN_METRICS.c.run_id, scope, part)):
+                    # A summary row exists only for a number: NULL best means every value was NaN.
+                    best[rid] = (value if value is not None else float("nan"), epoch)
+                if scope is None:
+                    break
+        stopped: dict[str, Any] = {}
+        restored: dict[str, Any] = {}
+        evals: dict[str, tuple[int, dict[int, Any]]] = {}
+        key_names: dict[int, str] = {}
+        for part in _chunks(list(scope or [])):
+            q = (
+                select(_PHASES.c.run_id, _STOPS.c.stopped_epoch)
+                .select_from(_STOPS.join(_PHASES, _PHASES.c.id == _STOPS.c.phase_id))
+                .where(_STOPS.c.stopped.is_(True))
+                .order_by(_PHASES.c.seq, _STOPS.c.id)
+            )
+            stopped.update(conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all())
+            q = (
+                select(_PHASES.c.run_id, _RESTORES.c.restored_epoch)
+                .select_from(_RESTORES.join(_PHASES, _PHASES.c.id == _RESTORES.c.phase_id))
+                .order_by(_PHASES.c.seq, _RESTORES.c.id)
+            )
+            restored.update(conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all())
+            q = (
+                select(_PHASES.c.run_id, _PHASES.c.seq, _PHASE_VALUES.c.key_id, _PHASE_VALUES.c.value,
+                       _PHASE_VALUES.c.bits, _PHASE_VALUES.c.text)
+                .select_from(_PHASE_VALUES.join(_PHASES, _PHASES.c.id == _PHASE_VALUES.c.phase_id))
+                .where(_PHASES.c.kind == "evaluate")
+                .order_by(_PHASES.c.run_id, _PHASES.c.seq)
+            )
+            for rid, seq, kid, value, bits, text in conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)):
+                last = evals.get(rid)
+                if last is None or seq > last[0]:
+                    evals[rid] = last = (seq, {})
+                if seq == last[0]:
+                    last[1][kid] = decode(value, bits, text)
+            if scope is None:
+                break
+        used = {k for _, values in evals.values() for k in values}
+        if used:
+            key_names = dict(conn.execute(select(KEYS.c.id, KEYS.c.name).where(KEYS.c.id.in_(sorted(used)))).all())
+    keys = sorted({k for p in run_params.values() for k in p})
+    differing = [k for k in keys if len({p.get(k) for p in run_params.values()}) > 1]
+    eval_keys = sorted(key_names.values())
+    columns = ["run_id", "name", "status", "started_at", "ended_at", "duration_s", "epochs", "phases"]
+    columns += [f"param:{k}" for k in differing]
+    columns += ["metric", "best", "best_epoch", "stopped_epoch", "restored_epoch"]
+    columns += [f"eval:{k}" for k in eval_keys]
+    rows = []
+    for row in listed:
+        rid = row[at["run_id"]]
+        out = [rid, row[at["name"]], row[at["status"]], row[at["started_at"]], row[at["ended_at"]],
+               _seconds(row[at["started_at"]], row[at["ended_at"]]), row[at["epochs"]], row[at["phases"]]]
+        out += [_param(run_params[rid].get(k)) for k in differing]
+        value, epoch = best.get(rid, (None, None))
+        out += [metric_name if rid in best else None, value, epoch, stopped.get(rid), restored.get(rid)]
+        named = {key_names[k]: v for k, v in evals.get(rid, (0, {}))[1].items() if k in key_names}
+        out += [named.get(k) for k in eval_keys]
+        rows.append(out)
+    return Overview(columns, rows, metric_name, differing, eval_keys)
+
+
+def _param(text: Any) -> Any:
+    """A param's stored JSON text as a value (scalars as they are, the rest as JSON text)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, ensure_ascii=False)
