@@ -1,10 +1,19 @@
-"""Shared helpers: the guide's tiny model, generated data, bit-level comparison."""
+"""Shared helpers: the guide's tiny model, generated data, bit-level comparison, and the databases.
+
+Storage tests take the ``db`` fixture, which runs them twice: on a SQLite file
+under ``tmp_path`` and on a fresh database of the PostgreSQL server at
+``TRACKER_TEST_PG_URL`` (default: the local server, user postgres). Each
+pytest run creates its server databases under a unique prefix and drops them
+at the end. An unreachable server fails the run with one line: it is never
+skipped.
+"""
 
 import os
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 import struct  # noqa: E402
+import uuid  # noqa: E402
 import warnings  # noqa: E402
 
 import keras  # noqa: E402
@@ -56,7 +65,131 @@ class WeightCopies(keras.callbacks.Callback):
 
 @pytest.fixture
 def db_path(tmp_path):
+    """A SQLite file (for tests of what only exists on SQLite)."""
     return str(tmp_path / "runs.db")
+
+
+PG_ADMIN_URL = os.environ.get("TRACKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+class PgServer:
+    """Fresh databases on the test server, all under one prefix, dropped at the end."""
+
+    def __init__(self, admin_url: str):
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.admin_url = make_url(admin_url)
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
+        self.prefix = f"trk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.count = 0
+        self._template = None
+
+    def _url(self, name):
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def _execute(self, sql):
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(sql))
+
+    def template(self):
+        """A database migrated to the head revision, copied by ``new``."""
+        if self._template is None:
+            from tracker.db.engine import dispose_engines
+            from tracker.db.migrate import open_database
+
+            name = f"{self.prefix}_tpl"
+            self._execute(f'CREATE DATABASE "{name}"')
+            url = self._url(name)
+            open_database(url)
+            dispose_engines(url)
+            self._template = name
+        return self._template
+
+    def new(self, *, migrated: bool = True) -> str:
+        """The URL of a new database: migrated to head (a copy of the template) or empty."""
+        self.count += 1
+        name = f"{self.prefix}_{self.count}"
+        template = f' TEMPLATE "{self.template()}"' if migrated else ""
+        self._execute(f'CREATE DATABASE "{name}"{template}')
+        return self._url(name)
+
+    def drop(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        from tracker.db.engine import dispose_engines
+
+        dispose_engines(url)
+        self._execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+    def close(self) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            names = conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": self.prefix + "%"}
+            ).scalars().all()
+        for name in names:
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    probe = create_engine(PG_ADMIN_URL, pool_pre_ping=False)
+    try:
+        with probe.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - one clear line, and the run fails
+        shown = make_url(PG_ADMIN_URL).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        pytest.fail(
+            f"PostgreSQL is not reachable at {shown} ({reason}); start it with "
+            "'pg_ctlcluster --skip-systemctl-redirect 15 main start' or set TRACKER_TEST_PG_URL.",
+            pytrace=False,
+        )
+    finally:
+        probe.dispose()
+    server = PgServer(PG_ADMIN_URL)
+    yield server
+    server.close()
+
+
+def fresh_db(request, tmp_path, backend, name="runs.db", migrated=True):
+    """A new database of ``backend``: a SQLite path under ``tmp_path`` or a server URL."""
+    if backend == "sqlite":
+        return str(tmp_path / name)
+    server = request.getfixturevalue("pg_server")
+    url = server.new(migrated=migrated)
+    request.addfinalizer(lambda: server.drop(url))
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    """A new database, once on SQLite and once on PostgreSQL."""
+    return fresh_db(request, tmp_path, request.param)
+
+
+def sql(db, statement, params=None):
+    """Rows of a query against ``db`` (a path or URL), read outside the tracker."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from tracker.db.engine import resolve_url
+
+    engine = create_engine(resolve_url(db), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(statement), params or {}).all()
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

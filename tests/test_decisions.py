@@ -12,7 +12,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import WeightCopies, guide_data, guide_model
+from conftest import WeightCopies, guide_data, guide_model, sql
 
 from tracker import Store, TrackingCallback
 from tracker.callbacks import LR_SCHEDULE, CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
@@ -60,10 +60,10 @@ def arrange(position, tracker, truth_first, others, truth_last=()):
     return [*truth_first, others[0], tracker, *others[1:], *truth_last]
 
 
-def fit(db_path, callbacks_for, epochs=8, **kw):
+def fit(db, callbacks_for, epochs=8, **kw):
     x, y = guide_data(n=64)
     model = guide_model(**kw)
-    tracker = TrackingCallback(db_path)
+    tracker = TrackingCallback(db)
     callbacks = callbacks_for(tracker)
     model.fit(x, y, batch_size=16, epochs=epochs, callbacks=callbacks, verbose=0)
     return model, tracker
@@ -73,14 +73,14 @@ def fit(db_path, callbacks_for, epochs=8, **kw):
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-def test_guide_stopper_restoring_in_on_epoch_end(db_path, position):
+def test_guide_stopper_restoring_in_on_epoch_end(db, position):
     copies, stopper = WeightCopies(), EarlyStoppingAtMinLoss(patience=0)
-    model, tracker = fit(db_path, lambda t: arrange(position, t, [copies], [stopper, keras.callbacks.History()]))
+    model, tracker = fit(db, lambda t: arrange(position, t, [copies], [stopper, keras.callbacks.History()]))
     assert stopper.stopped_epoch > 0, "the setup must make the guide's stopper stop"
     truth = copies.epoch_of(model.get_weights())
     assert truth == stopper.best_epoch != stopper.stopped_epoch
 
-    restores = Store(db_path).restores(tracker.run_id)
+    restores = Store(db).restores(tracker.run_id)
     assert len(restores) == 1
     row = restores.iloc[0]
     assert row["restored_epoch"] == truth
@@ -89,7 +89,7 @@ def test_guide_stopper_restoring_in_on_epoch_end(db_path, position):
     assert row["monitor"] == "loss"
     assert row["value_at_restored"] == stopper.best < row["value_at_last"]
 
-    stops = Store(db_path).early_stops(tracker.run_id)
+    stops = Store(db).early_stops(tracker.run_id)
     assert len(stops) == 1
     stop = stops.iloc[0]
     assert (stop["stopper"], bool(stop["stopped"]), stop["stopped_epoch"]) == ("EarlyStoppingAtMinLoss", True, stopper.stopped_epoch)
@@ -98,20 +98,20 @@ def test_guide_stopper_restoring_in_on_epoch_end(db_path, position):
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
 @pytest.mark.parametrize("patience, stops_early", [(1, True), (20, False)])
-def test_keras_early_stopping_restoring_in_on_train_end(db_path, position, patience, stops_early):
+def test_keras_early_stopping_restoring_in_on_train_end(db, position, patience, stops_early):
     copies = WeightCopies()
     stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=patience, restore_best_weights=True)
-    model, tracker = fit(db_path, lambda t: arrange(position, t, [copies], [stopper]))
+    model, tracker = fit(db, lambda t: arrange(position, t, [copies], [stopper]))
     assert (stopper.stopped_epoch > 0) == stops_early
     last = max(copies.copies)
     truth = copies.epoch_of(model.get_weights())
     assert truth == stopper.best_epoch != last, "Keras restores the best epoch even without stopping"
 
-    row = Store(db_path).restores(tracker.run_id).iloc[0]
+    row = Store(db).restores(tracker.run_id).iloc[0]
     assert (row["restored_epoch"], row["last_epoch"]) == (truth, last)
     assert (row["restored_by"], row["hook"]) == ("EarlyStopping", "on_train_end")
 
-    stops = Store(db_path).early_stops(tracker.run_id)
+    stops = Store(db).early_stops(tracker.run_id)
     assert len(stops) == 1
     stop = stops.iloc[0]
     assert bool(stop["stopped"]) == stops_early
@@ -130,24 +130,21 @@ def pd_isna(value):
 
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
-def test_no_restore_when_restore_best_weights_is_off(db_path, position):
+def test_no_restore_when_restore_best_weights_is_off(db, position):
     copies = WeightCopies()
     stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=1, restore_best_weights=False)
-    model, tracker = fit(db_path, lambda t: arrange(position, t, [copies], [stopper]))
+    model, tracker = fit(db, lambda t: arrange(position, t, [copies], [stopper]))
     assert stopper.stopped_epoch > 0
     assert copies.epoch_of(model.get_weights()) == max(copies.copies)  # the truth: last epoch's weights
-    assert Store(db_path).restores(tracker.run_id).empty
-    stop = Store(db_path).early_stops(tracker.run_id).iloc[0]
+    assert Store(db).restores(tracker.run_id).empty
+    stop = Store(db).early_stops(tracker.run_id).iloc[0]
     assert bool(stop["stopped"]) and stop["stopped_epoch"] == stopper.stopped_epoch
 
 
-def test_epoch_fingerprints_tell_every_epoch_apart(db_path):
-    import sqlite3
-
+def test_epoch_fingerprints_tell_every_epoch_apart(db):
     copies = WeightCopies()
-    _, tracker = fit(db_path, lambda t: [copies, t], epochs=5)
-    with sqlite3.connect(db_path) as conn:
-        fingerprints = [r[0] for r in conn.execute("SELECT fingerprint FROM epochs ORDER BY epoch")]
+    _, tracker = fit(db, lambda t: [copies, t], epochs=5)
+    fingerprints = [r[0] for r in sql(db, "SELECT fingerprint FROM epochs ORDER BY epoch")]
     assert len(fingerprints) == 5 and len(set(fingerprints)) == 5
     assert all(len(fp) == 32 for fp in fingerprints)
 
@@ -156,16 +153,16 @@ def test_epoch_fingerprints_tell_every_epoch_apart(db_path):
 
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
-def test_terminate_on_nan_records_the_stop_and_the_stopper(db_path, position):
+def test_terminate_on_nan_records_the_stop_and_the_stopper(db, position):
     x, y = guide_data(n=64)
     y[5] = np.nan  # the loss goes NaN in the first batch that holds sample 5
-    tracker = TrackingCallback(db_path)
+    tracker = TrackingCallback(db)
     callbacks = arrange(position, tracker, [], [keras.callbacks.TerminateOnNaN()])
     guide_model().fit(x, y, batch_size=16, epochs=3, shuffle=False, callbacks=callbacks, verbose=0)
-    stop = Store(db_path).early_stops(tracker.run_id).iloc[0]
+    stop = Store(db).early_stops(tracker.run_id).iloc[0]
     assert (stop["stopper"], bool(stop["stopped"]), stop["hook"]) == ("TerminateOnNaN", True, "on_train_batch_end")
     assert (stop["stopped_epoch"], stop["batch"]) == (0, 0)
-    batches = Store(db_path).batches(tracker.run_id)
+    batches = Store(db).batches(tracker.run_id)
     assert len(batches) == 1 and math.isnan(batches["loss"][0])
 
 
@@ -173,23 +170,23 @@ def test_terminate_on_nan_records_the_stop_and_the_stopper(db_path, position):
 
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
-def test_guide_scheduler_changes_are_recorded_where_they_take_effect(db_path, position):
+def test_guide_scheduler_changes_are_recorded_where_they_take_effect(db, position):
     truth = LRTruth()
     _, tracker = fit(
-        db_path,
+        db,
         lambda t: arrange(position, t, [], [CustomLearningRateScheduler(lr_schedule)], [truth]),
         epochs=14,
     )
     expected_epochs = [epoch for epoch, _ in LR_SCHEDULE]
     assert [c[0] for c in truth.changes()] == expected_epochs
-    changes = Store(db_path).lr_changes(tracker.run_id)
+    changes = Store(db).lr_changes(tracker.run_id)
     assert list(zip(changes["epoch"], changes["step"], changes["old_lr"], changes["new_lr"])) == truth.changes()
     assert list(changes["new_lr"]) == [float(np.float32(lr)) for _, lr in LR_SCHEDULE]
     assert set(changes["source"]) == {"CustomLearningRateScheduler"}
     assert set(changes["hook"]) == {"on_epoch_begin"}
     assert list(changes["step"]) == [e * 4 for e in expected_epochs]  # 64 samples / 16 per batch
 
-    series = Store(db_path).lr_series(tracker.run_id)
+    series = Store(db).lr_series(tracker.run_id)
     epochs = series[series["point"] == "epoch"]
     assert dict(zip(epochs["epoch"], epochs["lr"])) == truth.by_epoch
     start = series[series["point"] == "phase_begin"]
@@ -197,23 +194,23 @@ def test_guide_scheduler_changes_are_recorded_where_they_take_effect(db_path, po
 
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
-def test_reduce_lr_on_plateau_changes_take_effect_the_next_epoch(db_path, position):
+def test_reduce_lr_on_plateau_changes_take_effect_the_next_epoch(db, position):
     truth = LRTruth()
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_lr=0.0)
-    _, tracker = fit(db_path, lambda t: arrange(position, t, [], [plateau], [truth]))
+    _, tracker = fit(db, lambda t: arrange(position, t, [], [plateau], [truth]))
     assert truth.changes(), "the setup must make ReduceLROnPlateau act"
-    changes = Store(db_path).lr_changes(tracker.run_id)
+    changes = Store(db).lr_changes(tracker.run_id)
     assert list(zip(changes["epoch"], changes["step"], changes["old_lr"], changes["new_lr"])) == truth.changes()
     assert set(changes["source"]) == {"ReduceLROnPlateau"} and set(changes["hook"]) == {"on_epoch_end"}
-    assert Store(db_path).early_stops(tracker.run_id).empty  # it has patience but never stops
+    assert Store(db).early_stops(tracker.run_id).empty  # it has patience but never stops
 
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
-def test_keras_learning_rate_scheduler_is_named_as_the_source(db_path, position):
+def test_keras_learning_rate_scheduler_is_named_as_the_source(db, position):
     truth = LRTruth()
     scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 if epoch < 2 else 0.02)
-    _, tracker = fit(db_path, lambda t: arrange(position, t, [], [scheduler], [truth]), epochs=4)
-    changes = Store(db_path).lr_changes(tracker.run_id)
+    _, tracker = fit(db, lambda t: arrange(position, t, [], [scheduler], [truth]), epochs=4)
+    changes = Store(db).lr_changes(tracker.run_id)
     assert list(zip(changes["epoch"], changes["step"], changes["old_lr"], changes["new_lr"])) == truth.changes()
     assert list(changes["source"]) == ["LearningRateScheduler"]
 
@@ -226,27 +223,27 @@ class AssignBehindTheBack(keras.callbacks.Callback):
             self.model.optimizer._learning_rate.assign(0.03)
 
 
-def test_a_change_that_bypasses_the_setter_is_recorded_as_unknown(db_path):
+def test_a_change_that_bypasses_the_setter_is_recorded_as_unknown(db):
     truth = LRTruth()
-    _, tracker = fit(db_path, lambda t: [t, AssignBehindTheBack(), truth], epochs=4)
-    changes = Store(db_path).lr_changes(tracker.run_id)
+    _, tracker = fit(db, lambda t: [t, AssignBehindTheBack(), truth], epochs=4)
+    changes = Store(db).lr_changes(tracker.run_id)
     assert list(zip(changes["epoch"], changes["step"], changes["old_lr"], changes["new_lr"])) == truth.changes()
     assert list(changes["source"]) == ["unknown"]
 
 
 @pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
-def test_learning_rate_schedule_is_a_series_not_change_rows(db_path, position):
+def test_learning_rate_schedule_is_a_series_not_change_rows(db, position):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
     x, y = guide_data(n=64)
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mean_squared_error")
     truth = LRTruth(every_batch=True)
-    tracker = TrackingCallback(db_path)
+    tracker = TrackingCallback(db)
     callbacks = [tracker, truth] if position == "tracker-first" else [truth, tracker]
     model.fit(x, y, batch_size=16, epochs=3, callbacks=callbacks, verbose=0)
 
-    store = Store(db_path)
+    store = Store(db)
     assert store.lr_changes(tracker.run_id).empty
     series = store.lr_series(tracker.run_id)
     epochs = series[series["point"] == "epoch"]
@@ -269,13 +266,13 @@ class TwoOptimizerModel(keras.Model):
         return self.dense(x)
 
 
-def test_each_optimizer_gets_its_own_series(db_path):
+def test_each_optimizer_gets_its_own_series(db):
     x, y = guide_data(n=32)
     model = TwoOptimizerModel()
     model.compile(optimizer=keras.optimizers.RMSprop(0.1), loss="mean_squared_error")
-    tracker = TrackingCallback(db_path)
+    tracker = TrackingCallback(db)
     model.fit(x, y, batch_size=16, epochs=2, callbacks=[tracker], verbose=0)
-    series = Store(db_path).lr_series(tracker.run_id)
+    series = Store(db).lr_series(tracker.run_id)
     epochs = series[series["point"] == "epoch"]
     assert sorted(zip(epochs["optimizer"], epochs["epoch"], epochs["lr"], epochs["step"])) == [
         ("aux_optimizer", 0, 0.25, 0),  # each optimizer counts its own steps: this one never stepped
@@ -321,18 +318,18 @@ class RestoreEpoch(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("claim", [True, False])
 @pytest.mark.parametrize("restored", [1, 2])
-def test_identical_weights_at_two_epochs_report_the_restorers_epoch_else_the_earliest(db_path, claim, restored):
+def test_identical_weights_at_two_epochs_report_the_restorers_epoch_else_the_earliest(db, claim, restored):
     """Issue 9: epochs 1 and 2 end with identical weights (epoch 2 trains with an LR of 0).
     The rule: the epoch the restoring callback names (its best_epoch) when it is one of
     them, else the earliest."""
     x, y = guide_data()
     copies = WeightCopies()
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     model = guide_model(learning_rate=0.01)
     model.fit(x, y, batch_size=32, epochs=4, verbose=0,
               callbacks=[copies, ZeroLRAtEpoch(2), cb, RestoreEpoch(restored, claim=claim)])
     assert all(np.array_equal(a, b) for a, b in zip(copies.copies[1], copies.copies[2]))
     assert copies.epoch_of(model.get_weights()) == 2  # the latest of the two, from the copies
-    row = Store(db_path).restores(cb.run_id).iloc[0]
+    row = Store(db).restores(cb.run_id).iloc[0]
     assert row["restored_epoch"] == (restored if claim else 1)
     assert row["restored_by"] == "RestoreEpoch" and row["last_epoch"] == 3

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BACKENDS, fresh_db, sql
+
 from tracker import Store
 from tracker.store.liveness import effective_status
 
@@ -29,6 +31,8 @@ def start(db, name, *extra):
 
 
 def count(db, table):
+    if "://" in str(db):
+        return sql(db, f"SELECT count(*) FROM {table}")[0][0]
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
             return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -52,10 +56,11 @@ def wait_for(db, table, at_least, proc, timeout=120):
 KILL_POINTS = [("epochs", 1), ("batches", 40), ("epochs", 3), ("batches", 150), ("epochs", 5)]
 
 
-def test_sigkill_at_five_points_leaves_crashed_runs_with_nothing_flushed_lost(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_at_five_points_leaves_crashed_runs_with_nothing_flushed_lost(request, tmp_path, backend):
     jobs = []
     for i, (table, n) in enumerate(KILL_POINTS):
-        db = tmp_path / f"kill{i}.db"
+        db = fresh_db(request, tmp_path, backend, name=f"kill{i}.db")
         jobs.append((db, table, n, start(db, f"killed-{i}")))
     seen = []
     for db, table, n, proc in jobs:
@@ -70,16 +75,17 @@ def test_sigkill_at_five_points_leaves_crashed_runs_with_nothing_flushed_lost(tm
         assert list(runs["status"]) == ["crashed"], runs
         after = {t: count(db, t) for t in before}
         assert all(after[t] >= before[t] for t in before), (before, after)  # nothing flushed was lost
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        if backend == "sqlite":
+            with sqlite3.connect(db) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert len(store.epochs("latest")) == after["epochs"]
         assert store.run("latest")["run"]["status"] == "crashed"
         assert list(store.runs(status="crashed")["run_id"]) == list(runs["run_id"])
         assert store.runs(status="running").empty
 
 
-def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(tmp_path):
-    db, backup = tmp_path / "resume.db", tmp_path / "backup"
+def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(db, tmp_path):
+    backup = tmp_path / "backup"
     first = start(db, "preempted", "--backup", str(backup), "--epochs", "8")
     wait_for(db, "epochs", 4, first)
     first.send_signal(signal.SIGKILL)
@@ -96,8 +102,7 @@ def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(
     assert len(runs) == 1 and runs.loc[0, "status"] == "finished" and runs.loc[0, "phases"] == 2
     epochs = store.epochs("preempted")
     assert list(epochs["epoch"]) == list(range(8))  # each epoch once
-    with sqlite3.connect(db) as conn:
-        initial = dict(conn.execute("SELECT seq, initial_epoch FROM phases WHERE kind = 'fit'").fetchall())
+    initial = dict(sql(db, "SELECT seq, initial_epoch FROM phases WHERE kind = 'fit'"))
     resumed_seq = max(initial)
     backup_point = initial[resumed_seq]
     assert initial[0] == 0 and 0 < backup_point <= len(before)
@@ -116,12 +121,11 @@ def test_a_preempted_job_resumed_with_backup_and_restore_continues_the_same_run(
     assert compare_runs(store, ["preempted"]).loc[0, "resumed_at_epoch"] == backup_point
 
 
-def test_resume_true_without_an_unfinished_run_starts_a_new_one(tmp_path):
+def test_resume_true_without_an_unfinished_run_starts_a_new_one(db):
     from conftest import guide_data, guide_model
 
     from tracker import TrackingCallback
 
-    db = str(tmp_path / "r.db")
     x, y = guide_data(n=32)
     first = TrackingCallback(db, run_name="job")
     guide_model().fit(x, y, epochs=1, callbacks=[first], verbose=0)

@@ -1,14 +1,13 @@
 """Reports, queries and export on real recorded runs: truth from the fits themselves."""
 
 import json
-import sqlite3
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import WeightCopies, bits, guide_data, guide_model
+from conftest import BACKENDS, WeightCopies, bits, fresh_db, guide_data, guide_model, sql
 
 from tracker import Store, TrackingCallback, UnknownRunError
 from tracker.callbacks import CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
@@ -17,10 +16,10 @@ from tracker.export import export, read_csv
 from tracker.reports import REPORTS, compare_runs, early_stopping_report, history_report, lr_report
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """Three real runs: guide stopper that restores, validation run, LR schedule."""
-    path = str(tmp_path_factory.mktemp("reports") / "runs.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def recorded(request, tmp_path_factory):
+    """Three real runs: guide stopper that restores, validation run, LR schedule (SQLite, PostgreSQL)."""
+    path = fresh_db(request, tmp_path_factory.mktemp("reports"), request.param)
     x, y = guide_data(n=64)
     truth = {}
 
@@ -178,8 +177,7 @@ def test_runs_sorted_by_best_and_final_metric(recorded):
 def test_runs_filters_use_bound_parameters(recorded, kwargs, names):
     path, _ = recorded
     assert list(Store(path).runs(**kwargs)["name"]) == names
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+    assert sql(path, "SELECT count(*) FROM runs")[0][0] == 3
 
 
 def test_unknown_sort_or_status_is_one_sentence(recorded):

@@ -2,14 +2,14 @@
 
 import keras
 import pytest
-from conftest import guide_data, guide_model
+from conftest import BACKENDS, fresh_db, guide_data, guide_model
 
 from tracker import DatabaseNotFoundError, Store, TrackingCallback, UnknownRunError
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("store") / "runs.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def two_runs(request, tmp_path_factory):
+    path = fresh_db(request, tmp_path_factory.mktemp("store"), request.param)
     x, y = guide_data(n=64)
     ids = []
     for _ in range(2):
@@ -81,9 +81,9 @@ def test_the_light_table_clauses_of_run_filters_match_the_models():
 
 
 @pytest.mark.parametrize("key", ["loss", "mean_absolute_error", "val_loss"])
-def test_metrics_best_is_the_minimum_and_its_earliest_epoch_for_a_minimised_key(tmp_path, key):
+def test_metrics_best_is_the_minimum_and_its_earliest_epoch_for_a_minimised_key(db, key):
     """Issue 9: ``best_epoch`` of a minimised key comes from History, not from the max."""
-    path = str(tmp_path / "m.db")
+    path = db
     x, y = guide_data(n=64)
     cb = TrackingCallback(path)
     history = guide_model().fit(x, y, batch_size=16, epochs=6, validation_split=0.25, callbacks=[cb], verbose=0)
@@ -94,8 +94,8 @@ def test_metrics_best_is_the_minimum_and_its_earliest_epoch_for_a_minimised_key(
     assert row["final"] == values[-1] and row["final_epoch"] == len(values) - 1 and row["epochs"] == len(values)
 
 
-def test_metrics_best_is_the_maximum_for_a_maximised_key(tmp_path):
-    path = str(tmp_path / "acc.db")
+def test_metrics_best_is_the_maximum_for_a_maximised_key(db):
+    path = db
     x, y = guide_data(n=64)
     cb = TrackingCallback(path)
     model = guide_model(metrics=("mean_absolute_error", keras.metrics.MeanMetricWrapper(lambda t, p: -abs(t - p), name="neg_accuracy")))

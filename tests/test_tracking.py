@@ -2,13 +2,12 @@
 
 import math
 import socket
-import sqlite3
 import struct
 
 import keras
 import numpy as np
 import pytest
-from conftest import bits, guide_data, guide_model
+from conftest import sql, bits, guide_data, guide_model
 
 import tracker
 from tracker import Store, TrackingCallback
@@ -36,13 +35,13 @@ def nan_metric(y_true, y_pred):
     return keras.ops.mean(y_pred) * float("nan")
 
 
-def test_epoch_values_equal_history_bit_for_bit_with_nan_metric(db_path, data):
+def test_epoch_values_equal_history_bit_for_bit_with_nan_metric(db, data):
     x, y = data
     model = guide_model(metrics=["mean_absolute_error", nan_metric])
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     history = model.fit(x, y, batch_size=32, epochs=5, validation_split=0.25, callbacks=[cb], verbose=0)
 
-    stored = Store(db_path).epochs(cb.run_id)
+    stored = Store(db).epochs(cb.run_id)
     assert list(stored["epoch"]) == [0, 1, 2, 3, 4]
     assert set(history.history) <= set(stored.columns)
     assert {"val_loss", "val_nan_metric", "nan_metric"} <= set(history.history)
@@ -51,14 +50,14 @@ def test_epoch_values_equal_history_bit_for_bit_with_nan_metric(db_path, data):
     assert all(math.isnan(v) for v in stored["nan_metric"])
 
 
-def test_train_batch_indices_are_those_keras_passed_with_steps_per_execution(db_path, data):
+def test_train_batch_indices_are_those_keras_passed_with_steps_per_execution(db, data):
     x, y = data
     model = guide_model(steps_per_execution=4)
     recorder = Recorder()
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     model.fit(x, y, batch_size=8, epochs=2, callbacks=[cb, recorder], verbose=0)
 
-    batches = Store(db_path).batches(cb.run_id, phase="fit")
+    batches = Store(db).batches(cb.run_id, phase="fit")
     keras_indices = [b for b, _ in recorder.train_batches]
     assert keras_indices[:4] == [3, 7, 11, 15]  # 16 steps per epoch, 4 per execution
     assert list(batches["batch"]) == keras_indices
@@ -84,34 +83,33 @@ class RaiseInBatch(keras.callbacks.Callback):
             raise ValueError("bad batch")
 
 
-def test_fit_raising_in_epoch_2_leaves_failed_run_with_epochs_0_and_1(db_path, data):
+def test_fit_raising_in_epoch_2_leaves_failed_run_with_epochs_0_and_1(db, data):
     x, y = data
     model = guide_model()
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     with pytest.raises(RuntimeError, match="boom in epoch 2"):
         model.fit(x, y, batch_size=32, epochs=5, callbacks=[cb, RaiseAtEpoch(2)], verbose=0)
 
-    store = Store(db_path)
+    store = Store(db)
     run = store.runs().set_index("run_id").loc[cb.run_id]
     assert run["status"] == "failed"
     assert run["ended_at"] is not None
     assert list(store.epochs(cb.run_id)["epoch"]) == [0, 1]
-    with sqlite3.connect(db_path) as conn:
-        status, error = conn.execute("SELECT status, error FROM phases WHERE run_id = ?", (cb.run_id,)).fetchone()
+    status, error = sql(db, "SELECT status, error FROM phases WHERE run_id = :r", {"r": cb.run_id})[0]
     assert status == "failed"
     assert "RuntimeError: boom in epoch 2" in error
 
 
-def test_batches_buffered_before_a_failure_are_kept(db_path, data):
+def test_batches_buffered_before_a_failure_are_kept(db, data):
     x, y = data
     model = guide_model()
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     with pytest.raises(ValueError, match="bad batch"):
         model.fit(x, y, batch_size=32, epochs=2, callbacks=[cb, RaiseInBatch()], verbose=0)
-    batches = Store(db_path).batches(cb.run_id)
+    batches = Store(db).batches(cb.run_id)
     # The tracker saw batches 0, 1 and 2 before the user's callback raised in batch 2.
     assert list(batches["batch"]) == [0, 1, 2]
-    assert Store(db_path).runs()["status"].tolist() == ["failed"]
+    assert Store(db).runs()["status"].tolist() == ["failed"]
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -120,34 +118,34 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_keyboard_interrupt_marks_run_interrupted(db_path, data):
+def test_keyboard_interrupt_marks_run_interrupted(db, data):
     x, y = data
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     with pytest.raises(KeyboardInterrupt):
         guide_model().fit(x, y, batch_size=32, epochs=2, callbacks=[cb, Interrupt()], verbose=0)
-    assert Store(db_path).runs()["status"].tolist() == ["interrupted"]
+    assert Store(db).runs()["status"].tolist() == ["interrupted"]
 
 
-def test_fit_evaluate_predict_with_one_callback_is_one_run_of_three_phases(db_path, data):
+def test_fit_evaluate_predict_with_one_callback_is_one_run_of_three_phases(db, data):
     x, y = data
     model = guide_model()
     recorder = Recorder()
-    cb = TrackingCallback(db_path, run_name="three-phases")
+    cb = TrackingCallback(db, run_name="three-phases")
     model.fit(x, y, batch_size=32, epochs=2, validation_data=(x[:48], y[:48]), callbacks=[cb, recorder], verbose=0)
     n_validation_batches = len(recorder.test_batches)
     model.evaluate(x, y, batch_size=16, callbacks=[cb], verbose=0)
     outputs = model.predict(x[:100], batch_size=32, callbacks=[cb], verbose=0)
 
-    store = Store(db_path)
+    store = Store(db)
     runs = store.runs()
     assert len(runs) == 1 and runs.loc[0, "phases"] == 3 and runs.loc[0, "status"] == "finished"
-    with sqlite3.connect(db_path) as conn:
-        phases = conn.execute(
-            "SELECT seq, kind, parent_id, epoch, status, batch_count, sample_count, output_shapes "
-            "FROM phases WHERE run_id = ? ORDER BY seq",
-            (cb.run_id,),
-        ).fetchall()
-        fit_id = conn.execute("SELECT id FROM phases WHERE kind = 'fit'").fetchone()[0]
+    phases = sql(
+        db,
+        "SELECT seq, kind, parent_id, epoch, status, batch_count, sample_count, output_shapes "
+        "FROM phases WHERE run_id = :r ORDER BY seq",
+        {"r": cb.run_id},
+    )
+    fit_id = sql(db, "SELECT id FROM phases WHERE kind = 'fit'")[0][0]
     kinds = [p[1] for p in phases]
     assert kinds == ["fit", "validation", "validation", "evaluate", "predict"]
     assert [p[2] for p in phases] == [None, fit_id, fit_id, None, None]
@@ -166,23 +164,21 @@ def test_fit_evaluate_predict_with_one_callback_is_one_run_of_three_phases(db_pa
     predict = store.batches(cb.run_id, phase="predict")
     assert list(predict["batch"]) == [0, 1, 2, 3]
     assert list(predict.columns) == ["phase", "phase_seq", "epoch", "batch", "step", "elapsed"]  # never the outputs
-    assert phases[4][5:7] == (4, 100)
+    assert tuple(phases[4][5:7]) == (4, 100)
     assert phases[4][7] == '{"outputs": [100, 1]}'
     assert outputs.shape == (100, 1)
 
 
-def test_run_records_model_optimizer_params_tags_and_environment(db_path, data):
+def test_run_records_model_optimizer_params_tags_and_environment(db, data):
     x, y = data
     model = guide_model()
-    cb = TrackingCallback(db_path, run_name="meta", params={"lr": 0.1, "layers": [1]}, tags={"team": "ü"})
+    cb = TrackingCallback(db, run_name="meta", params={"lr": 0.1, "layers": [1]}, tags={"team": "ü"})
     model.fit(x, y, batch_size=32, epochs=1, callbacks=[cb], verbose=0)
-    with sqlite3.connect(db_path) as conn:
-        conn.row_factory = sqlite3.Row
-        run = conn.execute("SELECT * FROM runs").fetchone()
-        phase = conn.execute("SELECT * FROM phases").fetchone()
-        params = dict(conn.execute("SELECT key, value FROM params").fetchall())
-        tags = dict(conn.execute("SELECT key, value FROM tags").fetchall())
-        epoch = conn.execute("SELECT started_at, ended_at FROM epochs").fetchone()
+    run = sql(db, "SELECT * FROM runs")[0]._mapping
+    phase = sql(db, "SELECT * FROM phases")[0]._mapping
+    params = dict(sql(db, "SELECT key, value FROM params"))
+    tags = dict(sql(db, "SELECT key, value FROM tags"))
+    epoch = sql(db, "SELECT started_at, ended_at FROM epochs")[0]
     assert run["name"] == "meta" and run["id"] == cb.run_id
     assert run["param_count"] == 785 and run["trainable_param_count"] == 785
     assert run["non_trainable_param_count"] == 0
@@ -200,17 +196,16 @@ def test_run_records_model_optimizer_params_tags_and_environment(db_path, data):
 class Peek(keras.callbacks.Callback):
     """Test-only: reads the run's status from the database during fit."""
 
-    def __init__(self, db_path):
+    def __init__(self, db):
         super().__init__()
-        self.db_path = db_path
+        self.db = db
         self.seen = []
 
         self.epochs = []
 
     def _look(self):
-        with sqlite3.connect(self.db_path) as conn:
-            self.seen.append(conn.execute("SELECT status FROM runs").fetchone()[0])
-            self.epochs.append(conn.execute("SELECT count(*) FROM epochs").fetchone()[0])
+        self.seen.append(sql(self.db, "SELECT status FROM runs")[0][0])
+        self.epochs.append(sql(self.db, "SELECT count(*) FROM epochs")[0][0])
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch > 0:
@@ -221,15 +216,15 @@ class Peek(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("tracker_first", [True, False])
-def test_status_is_running_during_fit_and_each_epoch_is_on_disk_before_the_next_begins(db_path, data, tracker_first):
+def test_status_is_running_during_fit_and_each_epoch_is_on_disk_before_the_next_begins(db, data, tracker_first):
     x, y = data
-    peek = Peek(db_path)
-    cb = TrackingCallback(db_path)
+    peek = Peek(db)
+    cb = TrackingCallback(db)
     guide_model().fit(x, y, batch_size=32, epochs=3, callbacks=[cb, peek] if tracker_first else [peek, cb], verbose=0)
     assert peek.seen == ["running"] * 3
     # Epoch k is written once every callback's on_epoch_end(k) has run, synchronously.
     assert peek.epochs == [1, 2, 3]
-    assert Store(db_path).runs()["status"].tolist() == ["finished"]
+    assert Store(db).runs()["status"].tolist() == ["finished"]
 
 
 class InjectLogs(keras.callbacks.Callback):
@@ -254,11 +249,11 @@ class InjectLogs(keras.callbacks.Callback):
         logs.update(self.VALUES)
 
 
-def test_special_values_round_trip_exactly_and_non_numbers_are_kept(db_path, data):
+def test_special_values_round_trip_exactly_and_non_numbers_are_kept(db, data):
     x, y = data
-    cb = TrackingCallback(db_path)
+    cb = TrackingCallback(db)
     guide_model().fit(x, y, batch_size=64, epochs=1, callbacks=[InjectLogs(), cb], verbose=0)
-    row = Store(db_path).epochs(cb.run_id).iloc[0]
+    row = Store(db).epochs(cb.run_id).iloc[0]
     for key in ("neg_zero", "pos_inf", "neg_inf", "neg_nan", "payload_nan", "tiny", "huge"):
         assert bits(row[key]) == bits(InjectLogs.VALUES[key]), key
     assert math.copysign(1.0, row["neg_zero"]) == -1.0
@@ -269,25 +264,24 @@ def test_special_values_round_trip_exactly_and_non_numbers_are_kept(db_path, dat
     assert row["np_float32"] == float(np.float32(0.1))
 
 
-def test_log_batches_false_stores_epochs_but_no_batches(db_path, data):
+def test_log_batches_false_stores_epochs_but_no_batches(db, data):
     x, y = data
-    cb = TrackingCallback(db_path, log_batches=False)
+    cb = TrackingCallback(db, log_batches=False)
     guide_model().fit(x, y, batch_size=32, epochs=2, callbacks=[cb], verbose=0)
-    store = Store(db_path)
+    store = Store(db)
     assert len(store.epochs(cb.run_id)) == 2
     assert store.batches(cb.run_id).empty
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT batch_count FROM phases").fetchone()[0] == 8  # 4 per epoch, counted
+    assert sql(db, "SELECT batch_count FROM phases")[0][0] == 8  # 4 per epoch, counted
 
 
-def test_two_callbacks_make_two_runs_and_a_second_fit_is_a_second_phase(db_path, data):
+def test_two_callbacks_make_two_runs_and_a_second_fit_is_a_second_phase(db, data):
     x, y = data
     model = guide_model()
-    first, second = TrackingCallback(db_path), TrackingCallback(db_path)
+    first, second = TrackingCallback(db), TrackingCallback(db)
     model.fit(x, y, batch_size=64, epochs=1, callbacks=[first], verbose=0)
     model.fit(x, y, batch_size=64, epochs=2, callbacks=[first], verbose=0)
     model.fit(x, y, batch_size=64, epochs=1, callbacks=[second], verbose=0)
-    store = Store(db_path)
+    store = Store(db)
     runs = store.runs().set_index("run_id")
     assert runs.loc[first.run_id, "phases"] == 2 and runs.loc[second.run_id, "phases"] == 1
     epochs = store.epochs(first.run_id)
@@ -329,16 +323,16 @@ def test_strict_mode_raises_on_an_unusable_database(tmp_path):
         ({"run_name": 3}, "run_name must be a string"),
     ],
 )
-def test_misconfiguration_raises_value_error_naming_the_argument(db_path, kwargs, fragment):
+def test_misconfiguration_raises_value_error_naming_the_argument(db, kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
-        TrackingCallback(db_path, **kwargs)
+        TrackingCallback(db, **kwargs)
 
 
-def test_data_round_trip_of_a_larger_fit_loses_no_batch(db_path):
+def test_data_round_trip_of_a_larger_fit_loses_no_batch(db):
     x, y = guide_data(n=1000)
     recorder = Recorder()
-    cb = TrackingCallback(db_path, flush_every=7, flush_interval=0.01)
+    cb = TrackingCallback(db, flush_every=7, flush_interval=0.01)
     guide_model().fit(x, y, batch_size=10, epochs=3, callbacks=[cb, recorder], verbose=0)
-    batches = Store(db_path).batches(cb.run_id)
+    batches = Store(db).batches(cb.run_id)
     assert len(batches) == len(recorder.train_batches) == 300
     assert [bits(v) for v in batches["loss"]] == [bits(logs["loss"]) for _, logs in recorder.train_batches]

@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 
+from conftest import BACKENDS, fresh_db
+
 from tracker import Store
 from tracker.db.migrate import open_database
 from tracker.db.tables import Batch, BatchExtra, Epoch, EpochValue, Phase, PhaseKind, Run, RunMetric, Status
@@ -34,10 +36,10 @@ class _Phase:
         self.id = phase_id
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    """A real database with one run and one fit phase to hang values on."""
-    path = str(tmp_path_factory.mktemp("values") / "v.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request, tmp_path_factory):
+    """A real database (SQLite, PostgreSQL) with one run and one fit phase to hang values on."""
+    path = fresh_db(request, tmp_path_factory.mktemp("values"), request.param)
     engine, _ = open_database(path)
     now = datetime(2026, 1, 1)
     with engine.begin() as conn:

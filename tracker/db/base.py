@@ -1,4 +1,4 @@
-"""The declarative base of the tracker's tables and the column types they share.
+"""The declarative base of the tracker's tables (column types are in ``tracker.db.types``).
 
 ``MetaData`` carries a naming convention set before the first migration, so
 every constraint has a stable name on SQLite and PostgreSQL alike.
@@ -7,14 +7,12 @@ every constraint has a stable name on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import enum
-import json
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Enum, MetaData, Table, Text
+from sqlalchemy import Enum, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "JSONText", "NAMING_CONVENTION", "enum_column", "table_of"]
+__all__ = ["Base", "NAMING_CONVENTION", "enum_column", "table_of"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -23,28 +21,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class JSONText(TypeDecorator[Any]):
-    """JSON kept as TEXT on every database.
-
-    SQLite gives a column declared ``JSON`` numeric affinity, which turns the
-    text ``12345678901234567890`` into a rounded REAL; TEXT keeps it exact.
-    Python's json module writes NaN and ±Infinity, so floats round-trip.
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        if value is None:
-            return None
-        return json.dumps(value, ensure_ascii=False, default=repr)
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if value is None or not isinstance(value, (str, bytes)):
-            return value  # a number stored under numeric affinity by an older file
-        return json.loads(value)
 
 
 class Base(DeclarativeBase):

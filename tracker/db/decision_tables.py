@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db.base import Base, enum_column
+from tracker.db.types import SafeString
 from tracker.status import LRPoint
 
 __all__ = ["LRChange", "LRSeries", "StopDecision", "Restore"]
@@ -70,8 +71,8 @@ class StopDecision(Base):
     hook: Mapped[str | None] = mapped_column(String)
     epoch: Mapped[int | None] = mapped_column(Integer)
     batch: Mapped[int | None] = mapped_column(Integer)
-    monitor: Mapped[str | None] = mapped_column(String)
-    mode: Mapped[str | None] = mapped_column(String)
+    monitor: Mapped[str | None] = mapped_column(SafeString)
+    mode: Mapped[str | None] = mapped_column(SafeString)
     min_delta: Mapped[float | None] = mapped_column(Double)
     patience: Mapped[int | None] = mapped_column(Integer)
     baseline: Mapped[float | None] = mapped_column(Double)

@@ -9,6 +9,7 @@ writers) so that Python's sqlite3 module does not open them behind our back.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
 from pathlib import Path
@@ -21,10 +22,22 @@ from sqlalchemy.exc import ArgumentError
 
 from tracker.errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError
 
-__all__ = ["DEFAULT_DB", "resolve_url", "get_engine", "readonly_url", "check_readable", "describe", "sqlite_path"]
+__all__ = [
+    "DEFAULT_DB",
+    "host_name",
+    "resolve_url",
+    "get_engine",
+    "dispose_engines",
+    "readonly_url",
+    "check_readable",
+    "describe",
+    "sqlite_path",
+]
 
 DEFAULT_DB = "tracker.db"
 BUSY_TIMEOUT_MS = 30_000
+#: Seconds a server connection attempt may take (libpq's ``connect_timeout``).
+CONNECT_TIMEOUT_S = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 _engines: dict[str, Engine] = {}
@@ -47,8 +60,12 @@ def resolve_url(db: str | os.PathLike[str]) -> str:
     if "://" in text:
         try:
             make_url(text)
-        except ArgumentError as exc:
-            raise DatabaseError(f"{text!r} is not a valid SQLAlchemy URL: {exc}.") from None
+        except ArgumentError:
+            scheme = text.split("://", 1)[0]
+            raise DatabaseError(
+                f"The database URL ({scheme}://...) is not a valid SQLAlchemy URL; check its form, "
+                "e.g. postgresql+psycopg://user:password@host/dbname."
+            ) from None
         return text
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
@@ -159,11 +176,39 @@ def get_engine(url: str, *, readonly: bool = False) -> Engine:
         kwargs: dict[str, object] = {}
         if sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
-        elif readonly and parsed.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        else:
+            # A server that went away (restarted, network) is noticed before use.
+            kwargs["pool_pre_ping"] = True
+            if parsed.get_backend_name() == "postgresql":
+                connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
+                if readonly:
+                    connect_args["options"] = "-c default_transaction_read_only=on"
+                kwargs["connect_args"] = connect_args
         engine = create_engine(readonly_url(url) if readonly else url, **kwargs)
         if sqlite:
             event.listen(engine, "connect", _on_connect_readonly if readonly else _on_connect)
             event.listen(engine, "begin", _on_begin)
         _engines[key] = engine
         return engine
+
+
+def dispose_engines(url: str | None = None) -> None:
+    """Close the pooled connections of one database's engines (or of every engine).
+
+    For long-lived processes and before a server database is dropped; the
+    next use opens new connections.
+    """
+    with _engines_lock:
+        keys = [k for k in _engines if url is None or k in (url, "ro:" + url)]
+        engines = [_engines.pop(k) for k in keys]
+    for engine in engines:
+        engine.dispose()
+
+
+def host_name() -> str:
+    """This machine's name as runs record it: ``$TRACKER_HOST`` if set, else the host name.
+
+    Set ``TRACKER_HOST`` where the host name is not stable (containers that
+    get a new name at each start), so liveness checks find their own runs.
+    """
+    return os.environ.get("TRACKER_HOST") or socket.gethostname()

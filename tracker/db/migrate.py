@@ -133,10 +133,12 @@ def _check_ours(conn: Connection, url: str) -> None:
     if tables:
         raise NotADatabaseError(
             f"{describe(url)} is a database of another application (it has tables "
-            f"but no tracker schema version); choose another file."
+            f"but no tracker schema version); choose another file, or a database of its own on a server."
         )
 
 
+#: The PostgreSQL advisory lock that serialises migrations ("trk-mig" as an integer).
+_ADVISORY_LOCK = int.from_bytes(b"trk-mig", "big")
 _upgrade_locks: dict[str, threading.Lock] = {}
 _upgrade_locks_guard = threading.Lock()
 
@@ -152,7 +154,8 @@ def upgrade(engine: Engine, url: str) -> str:
     """Bring the database to the head revision and return that revision.
 
     Reads first and writes only when an upgrade is due; the upgrade runs in one
-    ``BEGIN IMMEDIATE`` transaction, so concurrent openers serialise.
+    transaction (``BEGIN IMMEDIATE`` on SQLite, under an advisory lock on
+    PostgreSQL) and threads take a lock first, so concurrent openers serialise.
 
     Raises:
         SchemaTooNewError: the database has a revision newer than ours.
@@ -170,6 +173,9 @@ def upgrade(engine: Engine, url: str) -> str:
     with _upgrade_lock(url), engine.connect() as conn:
         conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Processes opening one server database at once migrate one at a time.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
             revision = current_revision(conn)
             _check_known(revision, url)
             if revision is None:
@@ -265,7 +271,7 @@ def open_for_reading(db: str, *, upgrade_schema: bool = False) -> tuple[Engine, 
     _check_known(revision, url)
     raise SchemaOutdatedError(
         f"{describe(url)} has the older schema revision {revision} (this tracker reads {HEAD_REVISION}); "
-        f"run 'tracker --db {db} db upgrade' to upgrade it. Reading never changes the file."
+        f"run 'tracker --db {describe(url)} db upgrade' to upgrade it. Reading never changes the file."
     )
 
 

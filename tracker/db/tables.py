@@ -25,13 +25,13 @@ from sqlalchemy import (
     LargeBinary,
     PrimaryKeyConstraint,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
-from tracker.db.base import Base, JSONText, enum_column
+from tracker.db.base import Base, enum_column
+from tracker.db.types import JSONText, SafeString, SafeText
 from tracker.status import LRPoint, PhaseKind, Status
 
 __all__ = [
@@ -72,19 +72,19 @@ class Run(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String, index=True)
+    name: Mapped[str | None] = mapped_column(SafeString, index=True)
     status: Mapped[Status] = mapped_column(enum_column(Status, "run_status"))
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     host: Mapped[str | None] = mapped_column(String)
     pid: Mapped[int | None] = mapped_column(Integer)
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
-    model_name: Mapped[str | None] = mapped_column(String)
+    model_name: Mapped[str | None] = mapped_column(SafeString)
     model_config: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
     param_count: Mapped[int | None] = mapped_column(BigInteger)
     trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
     non_trainable_param_count: Mapped[int | None] = mapped_column(BigInteger)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SafeText)
     # Counters kept by the writer so listing 10,000 runs needs no GROUP BY.
     phase_count: Mapped[int] = mapped_column(Integer, server_default="0")
     epoch_count: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -101,7 +101,7 @@ class Param(Base):
     run_id: Mapped[str] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String, primary_key=True)
+    key: Mapped[str] = mapped_column(SafeString, primary_key=True)
     value: Mapped[Any | None] = mapped_column(JSONText)
 
 
@@ -113,8 +113,8 @@ class Tag(Base):
     run_id: Mapped[str] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[str | None] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(SafeString, primary_key=True)
+    value: Mapped[str | None] = mapped_column(SafeText)
 
 
 class Phase(Base):
@@ -141,7 +141,7 @@ class Phase(Base):
     batch_count: Mapped[int | None] = mapped_column(Integer)
     sample_count: Mapped[int | None] = mapped_column(BigInteger)
     output_shapes: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SafeText)
     # The first epoch index Keras passed: above 0 when BackupAndRestore
     # resumed a preempted fit (epochs before it were trained by earlier phases).
     initial_epoch: Mapped[int | None] = mapped_column(Integer)
@@ -157,7 +157,7 @@ class Key(Base):
     __tablename__ = "keys"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String, unique=True)
+    name: Mapped[str] = mapped_column(SafeString, unique=True)
 
 
 class Epoch(Base):
@@ -194,7 +194,7 @@ class _LoggedValue:
     key_id: Mapped[int] = mapped_column(ForeignKey("keys.id"), sort_order=10)
     value: Mapped[float | None] = mapped_column(Double, sort_order=11)
     bits: Mapped[int | None] = mapped_column(BigInteger, sort_order=12)
-    text: Mapped[str | None] = mapped_column(Text, sort_order=13)
+    text: Mapped[str | None] = mapped_column(SafeText, sort_order=13)
 
 
 class EpochValue(_LoggedValue, Base):

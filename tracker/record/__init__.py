@@ -1,4 +1,4 @@
-"""The write side: recording a Keras run (imports Keras).
+"""The write side: recording a Keras run.
 
 ``TrackingCallback`` (``callback``) forwards its hooks to a ``Recorder``
 (``recorder``), which keeps the run and phase rows (``ledger``), the
@@ -7,14 +7,31 @@ decisions (``decisions``, ``fingerprint``), and queues typed operations on a
 buffered ``Writer`` (``writer``). ``capture`` patches Keras' entry points once
 per process to see what hooks cannot; ``autolog`` adds a tracker to calls that
 have none. ``environment`` reads host, versions and model; ``resume`` finds
-the run a restarted job continues.
+the run a restarted job continues; ``faults`` reports failures.
 
-Importing this package installs the capture.
+``TrackingCallback`` and ``autolog`` are imported lazily: the writer alone
+(``tracker.record.writer``) needs no Keras. Importing ``callback`` installs
+the capture.
 """
 
 from __future__ import annotations
 
-from tracker.record.autolog import autolog
-from tracker.record.callback import TrackingCallback
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracker.record.autolog import autolog
+    from tracker.record.callback import TrackingCallback
 
 __all__ = ["TrackingCallback", "autolog"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrackingCallback":
+        from tracker.record.callback import TrackingCallback
+
+        return TrackingCallback
+    if name == "autolog":
+        from tracker.record.autolog import autolog
+
+        return autolog
+    raise AttributeError(f"module 'tracker.record' has no attribute {name!r}")

@@ -11,11 +11,12 @@ import json
 import math
 import os
 import platform
-import socket
 import sys
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
+
+from tracker.db.engine import host_name
 
 __all__ = ["jsonable", "environment", "model_info", "optimizer_config", "output_shapes"]
 
@@ -48,7 +49,7 @@ def _version(dist: str) -> str | None:
 
 def environment() -> dict[str, Any]:
     """Return host, pid and library versions of this process."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "versions": dict(_versions())}
+    return {"host": host_name(), "pid": os.getpid(), "versions": dict(_versions())}
 
 
 @lru_cache(maxsize=1)

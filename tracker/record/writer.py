@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from tracker.db.engine import describe, resolve_url, sqlite_path
 from tracker.db.values import utcnow
@@ -44,6 +44,27 @@ logger = logging.getLogger(__name__)
 
 
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+
+# SQLSTATE classes worth retrying: connection lost (08), out of resources
+# (53), the server shutting down (57), a transaction rolled back (40); and
+# a role that may not write (42501, 25006), which a grant can fix.
+_RETRY_CLASSES = ("08", "53", "57", "40")
+_PERMISSION = ("42501", "25006")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def _retryable(exc: BaseException) -> bool:
+    """True for failures that a later flush can get past: keep the records."""
+    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError, OSError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    code = _sqlstate(exc)
+    return code is not None and (code[:2] in _RETRY_CLASSES or code in _PERMISSION)
 
 
 @atexit.register
@@ -94,12 +115,18 @@ class Writer:
         self.background_wait = 2.0
         self.on_reset = on_reset
         self._keys = KeyCache()
+        # Counters of operations queued and done (written or refused), so the
+        # training thread can wait, bounded, for a background flush (servers).
+        self._queued_total = 0
+        self._done_total = 0
+        self._done = threading.Condition()
         self._identity: tuple[int, int] | None = None
         self.heartbeat_interval = heartbeat_interval
         self._last_heartbeat = 0.0
         self.max_pending = max_pending
         self.dropped_batches = 0
         self.url = resolve_url(db)
+        self._server = sqlite_path(self.url) is None and not self.url.startswith("sqlite")
         self.flush_every = flush_every
         self.flush_interval = flush_interval
         self.strict = strict
@@ -120,6 +147,7 @@ class Writer:
     def submit(self, op: Op) -> None:
         """Queue an operation that runs inside the next flush's transaction."""
         self._ops.append(op)
+        self._queued_total += 1
 
     def add_batch(self, record: BatchRecord) -> None:
         """Queue one batch record (the per-batch path: an append and a counter)."""
@@ -127,6 +155,7 @@ class Writer:
             self.dropped_batches += 1
             return
         self._ops.append(record)
+        self._queued_total += 1
         self._since_wake += 1
         if self._since_wake >= self.flush_every:
             self._since_wake = 0
@@ -183,7 +212,9 @@ class Writer:
         self._engine = None
         self._identity = None
         if self.on_reset is not None:
-            self._ops.extendleft(reversed(self.on_reset()))
+            rebuilt = self.on_reset()
+            self._ops.extendleft(reversed(rebuilt))
+            self._queued_total += len(rebuilt)
 
     def flush(self, *, wait: float | None = None) -> bool:
         """Write every queued operation in order. Return True if all were written.
@@ -204,6 +235,8 @@ class Writer:
         # Another flush in progress (the background one) must not stall the
         # training thread: the records stay queued and the flusher is woken.
         on_training_thread = threading.current_thread() is not self._thread
+        if on_training_thread and self._server and self._thread is not None and self._thread.is_alive():
+            return self._flush_in_background(wait)
         if not self._flush_lock.acquire(timeout=min(wait, 0.05) if on_training_thread and wait < 1 else wait):
             self._wake.set()
             return False
@@ -211,6 +244,18 @@ class Writer:
             return self._flush_locked(wait)
         finally:
             self._flush_lock.release()
+
+    def _flush_in_background(self, wait: float) -> bool:
+        """A server's round trips can be slow: let the flusher write, and wait at most ``wait``."""
+        target = self._queued_total
+        with self._done:
+            self._wake.set()
+            return self._done.wait_for(lambda: self._done_total >= target, timeout=wait)
+
+    def _mark_done(self, count: int) -> None:
+        with self._done:
+            self._done_total += count
+            self._done.notify_all()
 
     def _flush_locked(self, wait: float) -> bool:
         self._check_file()
@@ -229,19 +274,23 @@ class Writer:
                     raw.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
                 conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
+                    if engine.dialect.name == "postgresql":
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(wait * 1000)}ms'")
                     self._apply(conn, items, assigned)
                     touch_heartbeat(conn, self.run_id, utcnow())
             self._keys.commit()
             self._last_heartbeat = time.monotonic()
+            self._mark_done(count)
         except Exception as exc:  # noqa: BLE001 - every failure is reported
             self._keys.rollback()
             for phase in assigned:
                 phase.id = None
-            retry = isinstance(exc, (OperationalError, DatabaseError, OSError))
+            retry = _retryable(exc)
             if retry:
                 self._ops.extendleft(reversed(items))
             else:
                 self.dropped_ops += len(items)
+                self._mark_done(len(items))
             self._report(exc, len(items), retry)
             return False
         return True
@@ -264,7 +313,13 @@ class Writer:
     def _report(self, exc: BaseException, count: int, retry: bool) -> None:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         where = describe(self.url)
-        if retry:
+        if _sqlstate(exc) in _PERMISSION:
+            message = (
+                f"tracker: cannot write to {where} ({reason}): this database role may only read; "
+                f"connect as a role that may write (see 'tracker db grant'). Keeping {count} records "
+                "in memory and retrying at the next flush. Training goes on."
+            )
+        elif retry:
             message = (
                 f"tracker: cannot write to {where} ({reason}); keeping {count} records "
                 "in memory and retrying at the next flush. Training goes on."

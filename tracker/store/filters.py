@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, column, exists, select, table
 
+from tracker.db.types import SafeString, SafeText
 from tracker.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -25,17 +26,18 @@ RUN_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 
 RUNS = table(
     "runs",
-    *(column(c) for c in ("id", "name", "status", "started_at", "ended_at", "model_name", "param_count",
-                          "host", "pid", "phase_count", "epoch_count", "heartbeat_at")),
+    *(column(c, SafeString()) if c in ("name", "model_name") else column(c)
+      for c in ("id", "name", "status", "started_at", "ended_at", "model_name", "param_count",
+                "host", "pid", "phase_count", "epoch_count", "heartbeat_at")),
 )
-PARAMS = table("params", column("run_id"), column("key"), column("value"))
-TAGS = table("tags", column("run_id"), column("key"), column("value"))
+PARAMS = table("params", column("run_id"), column("key", SafeString()), column("value"))
+TAGS = table("tags", column("run_id"), column("key", SafeString()), column("value", SafeText()))
 RUN_METRICS = table(
     "run_metrics",
     *(column(c) for c in ("run_id", "key_id", "best_min", "best_min_epoch", "best_max", "best_max_epoch",
                           "final", "final_epoch", "epochs")),
 )
-KEYS = table("keys", column("id"), column("name"))
+KEYS = table("keys", column("id"), column("name", SafeString()))
 Run = RUNS.c
 
 __all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement", "RUNS", "PARAMS", "TAGS", "RUN_METRICS", "KEYS", "RUN_STATUSES"]

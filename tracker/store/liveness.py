@@ -15,16 +15,17 @@ Nothing is written: the status is worked out each time runs are read.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+
+from tracker.db.engine import host_name
 
 __all__ = ["HEARTBEAT_TIMEOUT", "effective_status", "pid_alive", "apply_liveness"]
 
 #: Seconds without a heartbeat after which a run on another host counts as crashed.
 HEARTBEAT_TIMEOUT = 120.0
-_HOST = socket.gethostname()
+
 
 
 def _utc_seconds(value: Any) -> float | None:
@@ -83,7 +84,7 @@ def effective_status(
     """Return ``crashed`` for a ``running`` run whose process is gone, else ``status``."""
     if status != "running":
         return status
-    if host == _HOST and pid is not None:
+    if host == host_name() and pid is not None:
         return "running" if pid_alive(int(pid), started_at) else "crashed"
     last = _utc_seconds(heartbeat_at) or _utc_seconds(started_at)
     current = now if now is not None else datetime.now(timezone.utc).timestamp()

@@ -1,0 +1,77 @@
+"""Column types shared by the tables and by the read side's light table clauses.
+
+No ORM import: ``tracker runs`` builds its query on these without mapping
+the models.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import String, Text
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["JSONText", "SafeText", "SafeString"]
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON kept as TEXT on every database.
+
+    SQLite gives a column declared ``JSON`` numeric affinity, which turns the
+    text ``12345678901234567890`` into a rounded REAL; TEXT keeps it exact.
+    Python's json module writes NaN and ±Infinity, so floats round-trip.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, default=repr)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or not isinstance(value, (str, bytes)):
+            return value  # a number stored under numeric affinity by an older file
+        return json.loads(value)
+
+
+
+class _NulSafe(TypeDecorator[str]):
+    """Text that may hold NUL characters, which PostgreSQL text refuses.
+
+    On PostgreSQL a string holding ``\\x00`` (or starting with ESC, the
+    marker) is stored as ESC followed by its JSON form, and read back as it
+    was; every other string, and every string on SQLite, is stored as is.
+    """
+
+    impl: Any = Text
+    cache_ok = True
+    _MARK = "\x1b"
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None or dialect.name != "postgresql":
+            return value
+        if "\x00" in value or value.startswith(self._MARK):
+            return self._MARK + json.dumps(value)
+        return value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        if value is not None and dialect.name == "postgresql" and value.startswith(self._MARK):
+            return str(json.loads(value[1:]))
+        return value
+
+
+class SafeText(_NulSafe):
+    """``Text`` that keeps NUL characters on every database (see ``_NulSafe``)."""
+
+    impl = Text
+    cache_ok = True
+
+
+class SafeString(_NulSafe):
+    """``String`` that keeps NUL characters on every database (see ``_NulSafe``)."""
+
+    impl = String
+    cache_ok = True
