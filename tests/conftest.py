@@ -81,7 +81,8 @@ class PgServer:
         from sqlalchemy.engine import make_url
 
         self.admin_url = make_url(admin_url)
-        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
+        # pre_ping: a test may restart the server under this pool.
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", pool_size=1, pool_pre_ping=True)
         self.prefix = f"trk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.count = 0
         self._template = None
@@ -134,7 +135,19 @@ class PgServer:
             ).scalars().all()
         for name in names:
             self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with self.admin.connect() as conn:
+            roles = conn.execute(
+                text("SELECT rolname FROM pg_roles WHERE rolname LIKE :p"), {"p": self.prefix + "%"}
+            ).scalars().all()
+        for role in roles:
+            self._execute(f'DROP ROLE IF EXISTS "{role}"')
         self.admin.dispose()
+
+    def url_as(self, url: str, user: str, password: str | None = None) -> str:
+        """``url`` connecting as another role (the server trusts local connections)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

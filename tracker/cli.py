@@ -366,3 +366,8 @@ def demo(ctx: click.Context, n_epochs: int) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+from tracker import cli_db as _cli_db  # noqa: E402  (the team server's db commands)
+
+_cli_db.register(db, db_option, _db)
