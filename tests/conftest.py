@@ -199,8 +199,9 @@ def sql(db, statement, params=None):
 
     engine = create_engine(resolve_url(db), poolclass=NullPool)
     try:
-        with engine.connect() as conn:
-            return conn.execute(text(statement), params or {}).all()
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params or {})
+            return result.all() if result.returns_rows else []
     finally:
         engine.dispose()
 

@@ -6,6 +6,7 @@ Every test here runs against the real PostgreSQL server of the test machine
 
 import logging
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import keras
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import guide_data, guide_model, sql
@@ -249,3 +251,128 @@ def test_a_run_on_another_host_with_a_stale_heartbeat_shows_crashed(request, tmp
     # Another host: the pid means nothing here; only the heartbeat's age decides.
     assert Store(db, heartbeat_timeout=3600).runs()["status"].tolist() == ["running"]
     assert Store(db, heartbeat_timeout=0).runs()["status"].tolist() == ["crashed"]  # any age is too old
+
+
+def exact_content(db):
+    """Everything a database holds about its runs, in a form that compares bit for bit."""
+    from conftest import bits
+
+    store = Store(db)
+
+    def cells(frame, skip=()):
+        out = []
+        for row in frame.drop(columns=[c for c in skip if c in frame]).itertuples(index=False):
+            out.append(tuple("<NA>" if v is None or v is pd.NA else
+                             (("f", bits(float(v))) if isinstance(v, float) else str(v)) for v in row))
+        return out
+
+    content = {}
+    for run_id in store.runs()["run_id"]:
+        content[run_id] = {
+            "run": {k: str(v) for k, v in store.run(run_id)["run"].items() if k not in ("id",)},
+            "params": store.params(run_id),
+            "tags": store.tags(run_id),
+            "epochs": cells(store.epochs(run_id, attempts=True)),
+            "batches": {p: cells(store.batches(run_id, p)) for p in ("fit", "validation", "evaluate", "predict")},
+            "evaluations": cells(store.evaluations(run_id)),
+            "lr": cells(store.lr_series(run_id), ["run_id"]) + cells(store.lr_changes(run_id), ["run_id"]),
+            "stops": cells(store.early_stops(run_id), ["run_id"]),
+            "restores": cells(store.restores(run_id), ["run_id"]),
+            "metrics": cells(store.metrics(run_id)),
+        }
+    return content
+
+
+class OddLogs(keras.callbacks.Callback):
+    """Puts values into the logs that only a bit-exact copy keeps: NaN payloads, -0.0, huge ints, text."""
+
+    NAN_PAYLOAD = struct.unpack("<d", struct.pack("<q", 0x7FF8000000000ABC))[0]
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs.update(neg_zero=-0.0, big=2**70 + 1, word="naïve\x00nul", nan_payload=self.NAN_PAYLOAD)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update(neg_zero=-0.0, inf=float("-inf"), big=-(2**64), word="=1+1", none=None)
+
+
+def test_db_copy_round_trips_sqlite_to_postgresql_to_sqlite_bit_for_bit(tmp_path, server_db):
+    laptop, back = str(tmp_path / "laptop.db"), str(tmp_path / "back.db")
+    record(laptop, name="odd", extra=[OddLogs(), keras.callbacks.EarlyStopping(monitor="loss", patience=0,
+                                                                              restore_best_weights=True)])
+    record(laptop, name="plain", params={"lr": 0.1}, tags={"who": "ü"})
+    runner = CliRunner()
+    first = runner.invoke(main, ["db", "copy", "--from", laptop, "--to", server_db])
+    assert first.exit_code == 0, first.output
+    assert "2 copied" in first.output
+    second = runner.invoke(main, ["db", "copy", "--from", server_db, "--to", back])
+    assert second.exit_code == 0, second.output
+    original = exact_content(laptop)
+    assert exact_content(server_db) == original
+    assert exact_content(back) == original
+    again = runner.invoke(main, ["db", "copy", "--from", laptop, "--to", server_db])
+    assert "0 copied, 0 completed, 2 already there" in again.output
+    assert sql(server_db, "SELECT count(*) FROM runs") == [(2,)]
+
+
+def test_db_copy_completes_a_run_copied_while_it_was_running_and_never_duplicates(tmp_path, server_db):
+    laptop = str(tmp_path / "laptop.db")
+    x, y = guide_data(n=64)
+    cb = TrackingCallback(laptop, run_name="growing")
+    model = guide_model()
+    model.fit(x, y, batch_size=16, epochs=2, callbacks=[cb], verbose=0)
+    assert "1 copied" in CliRunner().invoke(main, ["db", "copy", "--from", laptop, "--to", server_db]).output
+    model.evaluate(x, y, batch_size=16, callbacks=[cb], verbose=0)  # the run goes on at the source
+    result = CliRunner().invoke(main, ["db", "copy", "--from", laptop, "--to", server_db, "--runs", "growing"])
+    assert "1 completed" in result.output, result.output
+    assert exact_content(server_db) == exact_content(laptop)
+    assert sql(server_db, "SELECT count(*) FROM phases WHERE kind = 'evaluate'") == [(1,)]
+    # A destination that holds more than the source (continued there) is left alone.
+    older = str(tmp_path / "older.db")
+    CliRunner().invoke(main, ["db", "copy", "--from", server_db, "--to", older])
+    sql(older, "DELETE FROM phases WHERE kind = 'evaluate'")
+    kept = CliRunner().invoke(main, ["db", "copy", "--from", older, "--to", server_db])
+    assert "left alone" in kept.output and sql(server_db, "SELECT count(*) FROM phases WHERE kind = 'evaluate'") == [(1,)]
+
+
+WRITER_JOB = r"""
+import sys, time
+from datetime import datetime
+from tracker.db.writes import BatchRecord, EndPhase, InsertEpoch, InsertPhase, InsertRun
+from tracker.record.ledger import PhaseHandle
+from tracker.record.writer import Writer
+from tracker.status import PhaseKind, Status
+url, n, batches, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+run_id = f"{n:032x}"
+w = Writer(url, run_id=run_id, flush_every=64, flush_interval=0.1)
+w.submit(InsertRun({"id": run_id, "name": f"writer-{n}", "status": Status.RUNNING, "started_at": datetime.now()}, {}, {}))
+phase = PhaseHandle(kind=PhaseKind.FIT, seq=0, t0=time.perf_counter())
+w.submit(InsertPhase(run_id, phase, {"run_id": run_id, "seq": 0, "kind": PhaseKind.FIT, "status": Status.RUNNING, "started_at": datetime.now()}))
+w.start()
+step = 0
+for epoch in range(epochs):
+    for b in range(batches):
+        w.add_batch(BatchRecord(phase, step, epoch, b, 0.001 * step, {"loss": 1.0 / (step + 1), "mae": float(n)}))
+        step += 1
+    w.submit(InsertEpoch(run_id, phase, epoch, None, datetime.now(), None, {"loss": 1.0 / (epoch + 1)}))
+    w.flush()
+w.submit(EndPhase(phase, {"status": Status.FINISHED, "ended_at": datetime.now(), "batch_count": step}, None))
+w.stop()
+assert w.close(), w.unwritten()
+print("OK", w.unwritten())
+"""
+
+
+def test_sixteen_concurrent_writers_on_one_server_lose_nothing(server_db):
+    n_batches, n_epochs = 300, 3
+    env = dict(os.environ, PYTHONWARNINGS="always")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER_JOB, server_db, str(i), str(n_batches), str(n_epochs)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(16)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 16, [o[1][-800:] for o in outputs]
+    assert all(o[0].strip() == "OK None" and "TrackingWarning" not in o[1] for o in outputs), outputs
+    assert sql(server_db, "SELECT count(*) FROM batches") == [(16 * n_batches * n_epochs,)]
+    assert sql(server_db, "SELECT count(*) FROM epochs") == [(16 * n_epochs,)]
+    store = Store(server_db)
+    for i in (0, 7, 15):
+        frame = store.batches(f"{i:032x}")
+        assert list(frame["step"]) == list(range(n_batches * n_epochs)) and set(frame["mae"]) == {float(i)}
