@@ -36,8 +36,8 @@ def test_there_is_a_single_head_revision_and_the_fast_path_knows_it():
     assert heads == [head_revision()] == [HEAD_REVISION]
 
 
-def test_models_and_migrations_agree(tmp_path):
-    engine, _ = open_database(str(tmp_path / "m.db"))
+def test_models_and_migrations_agree(db):
+    engine, _ = open_database(db)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE, "compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
@@ -263,3 +263,88 @@ def test_reading_an_older_database_refuses_in_one_sentence_and_leaves_it_byte_fo
     result = CliRunner().invoke(main, ["--db", str(path), "runs"])
     assert result.exit_code == 1 and "db upgrade" in result.output and "Traceback" not in result.output
     assert path.read_bytes() == before
+
+
+def _server_logical_content(url):
+    """logical_content() of a server database at head: the same form, read with SQLAlchemy."""
+    from conftest import sql as query
+
+    kept = {}
+    for table in KEPT:
+        columns = [c for c in _columns_at_0005[table] if not (table == "runs" and c == "epoch_count")]
+        rows = query(url, f"SELECT {', '.join(columns)} FROM {table}")
+        kept[table] = (columns, sorted((tuple(_plain(v) for v in r) for r in rows), key=repr))
+    names = dict(query(url, "SELECT id, name FROM keys"))
+    values = {}
+    for table, owner in (("epoch_values", "epoch_id"), ("phase_values", "phase_id")):
+        values[table] = {(o, names[k]): _exact(v, b, t) for o, k, v, b, t in query(url, f"SELECT {owner}, key_id, value, bits, text FROM {table}")}
+    keysets = {i: [names[int(k)] for k in ids.split(",")] for i, ids in query(url, "SELECT id, key_ids FROM keysets")}
+    extras = {}
+    for p, q, k, v, b, t in query(url, "SELECT phase_id, step, key_id, value, bits, text FROM batch_extras"):
+        extras.setdefault((p, q), {})[names[k]] = _exact(v, b, t)
+    batches = {}
+    for p, q, e, n, elapsed, keyset, vals in query(url, "SELECT phase_id, step, epoch, batch, elapsed_us, keyset_id, vals FROM batches ORDER BY phase_id, step"):
+        logged = dict(extras.get((p, q), {}))
+        if keyset is not None:
+            floats = struct.unpack(f"<{len(keysets[keyset])}d", bytes(vals))
+            logged.update({k: ("bits", bits(f)) for k, f in zip(keysets[keyset], floats)})
+        batches.setdefault(p, []).append((e, n, elapsed, logged))
+    return kept, values, batches
+
+
+def _plain(value):
+    """A server value in the form SQLite returns it (times as text, booleans as 0/1, enums as text)."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it in SQLite
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+_columns_at_0005 = {}
+
+
+def test_revision_0006_converts_a_server_database_bit_for_bit(pg_server, request):
+    """rev0005.db's rows loaded into a PostgreSQL database at revision 0005, then upgraded."""
+    from alembic import command
+    from sqlalchemy import MetaData, insert
+
+    from tracker.db.engine import dispose_engines, get_engine
+
+    url = pg_server.new(migrated=False)
+    request.addfinalizer(lambda: pg_server.drop(url))
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0005")
+    source = DATA / "rev0005.db"
+    before = logical_content(source)
+    with sqlite3.connect(source) as lite:
+        order = ["runs", "params", "tags", "phases", "epochs", "batches", "epoch_values", "batch_values", "phase_values",
+                 "lr_changes", "lr_series", "stop_decisions", "restores", "run_metrics"]
+        meta = MetaData()
+        meta.reflect(engine)
+        with engine.begin() as conn:
+            for table in order:
+                columns = [r[1] for r in lite.execute(f"PRAGMA table_info({table})")]
+                _columns_at_0005[table] = columns
+                rows = [dict(zip(columns, r)) for r in lite.execute(f"SELECT * FROM {table}")]
+                target = meta.tables[table]
+                for row in rows:
+                    for name, value in row.items():
+                        kind = type(target.c[name].type).__name__
+                        if kind == "DATETIME" or kind == "TIMESTAMP":
+                            row[name] = None if value is None else __import__("datetime").datetime.fromisoformat(value)
+                        elif kind == "BOOLEAN" and value is not None:
+                            row[name] = bool(value)
+                if rows:
+                    conn.execute(insert(target), rows)
+            for table in ("phases", "epochs", "lr_changes", "lr_series", "stop_decisions", "restores"):
+                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+    dispose_engines(url)
+    store = Store(url, upgrade=True)
+    assert _server_logical_content(url) == before
+    epochs = store.epochs("resumed", attempts=True)
+    assert list(epochs[epochs["superseded"]]["epoch"]) == [1, 2]
+    assert store.runs().set_index("name").loc["resumed", "epochs"] == 5
