@@ -12,8 +12,10 @@ Data path: hooks → ``Ledger`` (run and phase rows), ``LearningRates``,
 hooks on worker threads (``async_safe``), late and out of order: a batch is
 filed by the phase it belongs to and keyed by its step, never by arrival.
 
-An epoch is written once every callback's ``on_epoch_end`` has run, so its
-logs are what ``History`` keeps, keys added by later callbacks included.
+An epoch is queued once every callback's ``on_epoch_end`` has run, so its
+logs are what ``History`` keeps, keys added by later callbacks included; the
+background writer writes it at once, off the training thread. ``fit`` returns
+only after everything is written (or reported as not writable).
 """
 
 from __future__ import annotations
@@ -234,7 +236,10 @@ class Recorder:
                         logged_items(ended.logs))
         )
         if flush:
-            self.writer.flush()
+            # The background writer writes it now, off the training thread; a
+            # strict-mode failure of an earlier write surfaces here.
+            self.writer.raise_pending()
+            self.writer.wake()
 
     @guarded("on_train_end")
     def train_end(self, logs: Mapping[str, Any] | None) -> None:

@@ -140,6 +140,8 @@ class Writer:
         self._warned: set[str] = set()
         self._pending_error: BaseException | None = None
         self.dropped_ops = 0
+        #: CPU seconds the background flusher has used (time.thread_time), for benchmarks.
+        self.thread_cpu = 0.0
         _live_writers.add(self)
 
     # -- the callback's side -------------------------------------------------
@@ -375,10 +377,12 @@ class Writer:
             self._wake.clear()
             if self._stop:
                 return
+            started = time.thread_time()
             try:
                 self.flush()
             except Exception:  # pragma: no cover - flush reports its own errors
                 logger.exception("tracker: background flush failed")
+            self.thread_cpu += time.thread_time() - started
             time.sleep(0)
 
     def unwritten(self) -> str | None:
