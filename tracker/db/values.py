@@ -36,6 +36,7 @@ __all__ = [
     "float_bits",
     "flatten_logs",
     "logged_items",
+    "float_packer",
     "pack_batch",
     "unpack_floats",
     "utcnow",
@@ -178,15 +179,27 @@ class PackedBatch(NamedTuple):
 
 
 _EMPTY = PackedBatch((), b"", [])
+_ONLY_FLOAT = {float}
+
+
+_PACKERS: dict[int, struct.Struct] = {}
+
+
+def float_packer(width: int) -> struct.Struct:
+    """The ``Struct`` packing ``width`` float64 values little-endian (cached)."""
+    packer = _PACKERS.get(width)
+    if packer is None:
+        packer = _PACKERS[width] = struct.Struct(f"<{width}d")
+    return packer
 
 
 def pack_batch(logs: Mapping[str, Any] | None) -> PackedBatch:
     """Pack one batch's logs: floats (and exact ints, bools) bit-exact, the rest as extras."""
     if not logs:
         return _EMPTY
-    values = list(logs.values())
-    if all(type(v) is float for v in values):  # the common case
-        return PackedBatch(tuple(logs), struct.pack(f"<{len(values)}d", *values), [])
+    values = tuple(logs.values())
+    if set(map(type, values)) == _ONLY_FLOAT:  # the common case: Keras' pythonified floats
+        return PackedBatch(tuple(logs), float_packer(len(values)).pack(*values), [])
     keys: list[str] = []
     floats: list[float] = []
     extras: list[tuple[str, Encoded]] = []

@@ -22,8 +22,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, insert, select, update
 
 from tracker.db.base import table_of
 from tracker.db.keys import KeyCache
@@ -45,7 +44,8 @@ from tracker.db.tables import (
     StopDecision,
     Tag,
 )
-from tracker.db.values import encode, logged_items, pack_batch
+from tracker.db.types import SafeText
+from tracker.db.values import encode, float_packer, logged_items, pack_batch
 from tracker.status import LRPoint, PhaseKind
 
 __all__ = [
@@ -329,38 +329,67 @@ def apply(conn: Connection, keys: KeyCache, op: Op) -> None:
     _APPLY[type(op)](conn, keys, op)
 
 
-@lru_cache(maxsize=4)
-def _batch_insert(dialect: str, table: Table) -> Any:
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # A batch index repeated within one epoch (a hand-written loop) keeps its
-    # first record instead of failing the whole flush.
-    return insert_(table).on_conflict_do_nothing()
+_ONLY_FLOAT = {float}
+_BATCH_COLUMNS = ("phase_id", "step", "epoch", "batch", "elapsed_us", "keyset_id", "vals")
+_EXTRA_COLUMNS = ("phase_id", "step", "key_id", "value", "bits", "text")
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(paramstyle: str, table: str, columns: tuple[str, ...]) -> str:
+    """A plain ``INSERT`` for the driver's ``executemany``: compiled once, no per-row processing.
+
+    A batch index repeated within one epoch (a hand-written loop) keeps its
+    first record instead of failing the whole flush (``ON CONFLICT DO NOTHING``,
+    on SQLite and PostgreSQL alike).
+    """
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+            "ON CONFLICT DO NOTHING")
 
 
 def write_batches(conn: Connection, keys: KeyCache, records: Sequence[BatchRecord]) -> None:
-    """Write consecutive batch records with one ``executemany`` (plus one for any extras)."""
-    rows: list[dict[str, Any]] = []
-    extras: list[dict[str, Any]] = []
-    for record in records:
-        phase_id = record.phase.id
-        packed = pack_batch(record.logs)
-        keyset_id = keys.keyset_id(conn, packed.keys) if packed.keys else None
-        rows.append(
-            {"phase_id": phase_id, "step": record.step, "epoch": record.epoch, "batch": record.batch,
-             "elapsed_us": round(record.elapsed * 1e6), "keyset_id": keyset_id,
-             "vals": packed.vals if packed.keys else None}
-        )
+    """Write consecutive batch records with one driver-level ``executemany`` (plus one for any extras).
+
+    The hot path of the writer: rows are plain tuples, values are packed here
+    (off the training thread), and the statement goes straight to the DBAPI.
+    """
+    rows: list[tuple[Any, ...]] = []
+    extras: list[tuple[Any, ...]] = []
+    keysets = keys.keysets
+    append = rows.append
+    for phase, step, epoch, batch, elapsed, logs in records:
+        phase_id = phase.id
+        if logs:
+            values = tuple(logs.values())
+            if set(map(type, values)) == _ONLY_FLOAT:  # the common case, inlined: names, then bits
+                names = tuple(logs)
+                keyset_id = keysets.get(names)
+                if keyset_id is None:
+                    keyset_id = keys.keyset_id(conn, names)
+                append((phase_id, step, epoch, batch, round(elapsed * 1e6), keyset_id,
+                        float_packer(len(values)).pack(*values)))
+                continue
+        packed = pack_batch(logs)
+        if packed.keys:
+            keyset_id = keysets.get(packed.keys)
+            if keyset_id is None:
+                keyset_id = keys.keyset_id(conn, packed.keys)
+            append((phase_id, step, epoch, batch, round(elapsed * 1e6), keyset_id, packed.vals))
+        else:
+            append((phase_id, step, epoch, batch, round(elapsed * 1e6), None, None))
         if packed.extras:
             ids = keys.key_ids(conn, [k for k, _ in packed.extras])
-            extras.extend(
-                {"phase_id": phase_id, "step": record.step, "key_id": ids[k], "value": e.value, "bits": e.bits,
-                 "text": e.text}
-                for k, e in packed.extras
-            )
-    dialect = conn.dialect.name
-    conn.execute(_batch_insert(dialect, _BATCHES), rows)
+            extras.extend((phase_id, step, ids[k], e.value, e.bits, _nul_safe(conn, e.text))
+                          for k, e in packed.extras)
+    paramstyle = conn.dialect.paramstyle
+    conn.exec_driver_sql(_insert_sql(paramstyle, "batches", _BATCH_COLUMNS), rows)
     if extras:
-        conn.execute(_batch_insert(dialect, _EXTRAS), extras)
+        conn.exec_driver_sql(_insert_sql(paramstyle, "batch_extras", _EXTRA_COLUMNS), extras)
+
+
+def _nul_safe(conn: Connection, text: str | None) -> str | None:
+    """What ``SafeText`` would bind (the driver-level insert bypasses column types)."""
+    return SafeText().process_bind_param(text, conn.dialect)
 
 
 def touch_heartbeat(conn: Connection, run_id: str, now: datetime) -> None:
