@@ -1,0 +1,122 @@
+"""The callback built inline, in the first fit of a fresh process.
+
+``model.fit(x, y, callbacks=[TrackingCallback(db)])`` is how most people
+write it. Python looks up ``model.fit`` before evaluating the list, so
+anything the callback installs in ``__init__`` misses the very call that
+built it. Each case runs ``tests/scripts/inline_fit.py`` in a fresh process
+(three import styles), which prints what its spies saw; the tests compare
+the database against that.
+
+The import styles are plain Python and do not depend on the backend, so
+only the ``from tracker import TrackingCallback`` style is rerun on JAX and
+torch (marked ``backend``); the default run covers all three.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import truth_helpers as th
+
+SCRIPT = Path(__file__).parent / "scripts" / "inline_fit.py"
+STYLES = [
+    pytest.param("from", marks=pytest.mark.backend),
+    "module-before-keras",
+    "module-after-keras",
+]
+SCENARIOS = ("decisions", "raise")
+
+
+def _run(db: str, style: str, scenario: str) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), db, "--style", style, "--scenario", scenario],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, f"inline_fit.py {style} {scenario} failed:\n{proc.stdout}\n{proc.stderr}"
+    truth = json.loads(proc.stdout.strip().splitlines()[-1])
+    truth["db"] = db
+    return truth
+
+
+@pytest.fixture(scope="module")
+def fresh_processes(request, tmp_path_factory):
+    """Runs the selected (style, scenario) processes, two at a time, once per module."""
+    styles = sorted(
+        {
+            item.callspec.params["style"]
+            for item in request.session.items
+            if item.module is request.module and hasattr(item, "callspec") and "style" in item.callspec.params
+        }
+    )
+    folder = tmp_path_factory.mktemp("inline")
+    jobs = {(s, sc): str(folder / f"{s}-{sc}.db") for s in styles for sc in SCENARIOS}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {key: pool.submit(_run, db, *key) for key, db in jobs.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
+def _only_run(db: str) -> str:
+    runs = th.run_ids(db)
+    assert len(runs) == 1, f"one inline callback must make one run, found {len(runs)}"
+    return runs[0]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_inline_callback_records_the_restore_keras_early_stopping_makes_in_on_train_end(fresh_processes, style):
+    truth = fresh_processes[(style, "decisions")]
+    assert truth["restored_epoch"] == truth["best_epoch"] != truth["last_epoch"], "the setup must restore"
+    run = _only_run(truth["db"])
+    got = [(r.restored_epoch, r.last_epoch, r.restored_by, r.hook) for r in th.restores(truth["db"], run)]
+    assert got == [(truth["restored_epoch"], truth["last_epoch"], "EarlyStopping", "on_train_end")]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_inline_callback_records_the_stopper_that_did_not_stop(fresh_processes, style):
+    truth = fresh_processes[(style, "decisions")]
+    assert truth["stopped_epoch"] == 0, "the setup must not stop"
+    run = _only_run(truth["db"])
+    got = [(s.stopper, s.stopped, s.epoch, s.best_epoch, s.wait) for s in th.early_stops(truth["db"], run)]
+    assert got == [("EarlyStopping", False, truth["last_epoch"], truth["best_epoch"], truth["wait"])]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_inline_callback_records_the_lr_change_made_at_the_last_epoch(fresh_processes, style):
+    truth = fresh_processes[(style, "decisions")]
+    want = [tuple(c) for c in truth["lr_changes"]]
+    assert want and want[-1][0] == truth["last_epoch"] + 1, "the setup must change the LR at the last epoch"
+    run = _only_run(truth["db"])
+    stored = th.lr_changes(truth["db"], run)
+    assert [(c.epoch, c.step, c.old_lr, c.new_lr) for c in stored] == want
+    assert {(c.source, c.hook) for c in stored} == {("ReduceLROnPlateau", "on_epoch_end")}
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_inline_callback_stores_every_epoch_value_of_history(fresh_processes, style):
+    truth = fresh_processes[(style, "decisions")]
+    run = _only_run(truth["db"])
+    stored = th.epoch_values(truth["db"], run)
+    history = truth["history"]
+    assert sorted(stored) == list(range(truth["last_epoch"] + 1))
+    for key, values in history.items():
+        assert [th.bits(stored[e].get(key, float("nan"))) for e in sorted(stored)] == [th.bits(v) for v in values], key
+    assert {k for v in stored.values() for k in v} == set(history)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_inline_callback_marks_a_fit_that_raised_failed_with_the_error(fresh_processes, style):
+    truth = fresh_processes[(style, "raise")]
+    assert truth["raised"] == "RuntimeError: boom in epoch 2"
+    run = _only_run(truth["db"])
+    info = th.run_info(truth["db"], run)
+    assert info["status"] == "failed", f"status {info['status']!r} (a run left 'running' by a dead process reads 'crashed')"
+    fit = [p for p in th.phases(truth["db"], run) if p.kind == "fit"]
+    assert [(p.status, p.error) for p in fit] == [("failed", "RuntimeError: boom in epoch 2")]
+    assert sorted(th.epoch_values(truth["db"], run)) == truth["epochs_done"] == [0, 1]
