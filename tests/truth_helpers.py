@@ -38,6 +38,11 @@ def bits(x: Any) -> int:
     return struct.unpack("<q", struct.pack("<d", float(x)))[0]
 
 
+def from_bits(pattern: int | None) -> float | None:
+    """The float64 whose bit pattern is ``pattern``."""
+    return None if pattern is None else struct.unpack("<d", struct.pack("<q", pattern))[0]
+
+
 def same_bits(a: Any, b: Any) -> bool:
     """True when two logged values are the same: bit for bit for numbers."""
     if isinstance(a, (int, float, np.floating, np.integer)) and isinstance(b, (int, float, np.floating, np.integer)):
