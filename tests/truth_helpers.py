@@ -622,3 +622,24 @@ class Ordering:
 
 
 POSITIONS = ("first", "middle", "last")
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def cli(db: str, *args: str) -> Any:
+    """Run ``tracker --db DB ARGS`` in-process (click's CliRunner); returns the click Result."""
+    from click.testing import CliRunner
+
+    from tracker.cli import main
+
+    return CliRunner().invoke(main, ["--db", db, *args])
+
+
+def cli_json(db: str, *args: str) -> Any:
+    """The parsed JSON of ``tracker --db DB ARGS --format json`` (which must succeed)."""
+    import json
+
+    result = cli(db, *args, "--format", "json")
+    assert result.exit_code == 0 and result.exception is None, f"tracker {' '.join(args)}: {result.output}"
+    return json.loads(result.output)
