@@ -124,10 +124,11 @@ def test_autolog_tags_and_log_batches_apply_to_every_run(db_path):
 def test_autolog_records_keras_early_stopping_restore_exactly(db_path):
     tracker.autolog(db=db_path)
     x, y = th.make_data(64)
-    model = th.make_model(learning_rate=0.1)
+    model = th.make_model(learning_rate=0.01)
     copies = th.WeightCopies()
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
-    _fit(model, x, y, epochs=6, validation_split=0.25, callbacks=[copies, stopper])
+    kick = keras.callbacks.LearningRateScheduler(lambda e, lr: 5.0 if e == 5 else lr)  # the last epoch is the worst
+    _fit(model, x, y, epochs=6, validation_split=0.25, callbacks=[copies, kick, stopper])
     truth = copies.epoch_of(model.get_weights())
     assert truth == stopper.best_epoch != copies.last_epoch, "the setup must restore"
     (run,) = th.run_ids(db_path)

@@ -13,8 +13,10 @@ STYLE is how the user imported the tracker:
   module-after-keras   import keras; import tracker   (then tracker.TrackingCallback)
 
 SCENARIO:
-  decisions  EarlyStopping(restore_best_weights=True) that never stops, and a
-             ReduceLROnPlateau that also reduces at the last epoch.
+  decisions  EarlyStopping(restore_best_weights=True) that never stops (and
+             restores, because a LearningRateScheduler kicks the rate up in
+             the last epoch), and a ReduceLROnPlateau that also reduces at
+             the end of the last epoch.
   raise      a callback raises in epoch 2.
 
 Prints one JSON line: the ground truth seen by spies in this process.
@@ -54,20 +56,24 @@ class RaiseAt(keras.callbacks.Callback):
 
 
 x, y = th.make_data(64)
-model = th.make_model(learning_rate=0.1)
+model = th.make_model(learning_rate=0.01)
 copies, lr_spy = th.WeightCopies(), th.LRSpy()
 out = {"backend": keras.backend.backend()}
 
 if args.scenario == "decisions":
+    LAST = 4
+    # A rate of 5 in the last epoch makes it the worst: EarlyStopping restores an earlier one.
+    kick = keras.callbacks.LearningRateScheduler(lambda e, lr: 5.0 if e == LAST else lr)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
     # mode=max with a huge min_delta: the loss "never improves" after epoch 0;
     # patience 2 reduces at the end of epochs 2 and 4 (the last).
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", mode="max", min_delta=1e9, patience=2, factor=0.5)
-    fit_kw = dict(batch_size=16, epochs=5, validation_split=0.25, verbose=0)
+    fit_kw = dict(batch_size=16, epochs=LAST + 1, validation_split=0.25, verbose=0)
     if args.style == "from":
-        history = model.fit(x, y, callbacks=[copies, TrackingCallback(args.db, run_name="inline"), stopper, plateau, lr_spy], **fit_kw)
+        history = model.fit(x, y, callbacks=[copies, kick, TrackingCallback(args.db, run_name="inline"), stopper, plateau, lr_spy], **fit_kw)
     else:
-        history = model.fit(x, y, callbacks=[copies, tracker.TrackingCallback(args.db, run_name="inline"), stopper, plateau, lr_spy], **fit_kw)
+        history = model.fit(x, y, callbacks=[copies, kick, tracker.TrackingCallback(args.db, run_name="inline"), stopper, plateau, lr_spy], **fit_kw)
+    changes = lr_spy.changes(include_final=True)
     out.update(
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         last_epoch=copies.last_epoch,
@@ -77,7 +83,11 @@ if args.scenario == "decisions":
         wait=stopper.wait,
         best=float(stopper.best),
         lr_by_epoch={str(k): v for k, v in lr_spy.by_epoch.items()},
-        lr_changes=lr_spy.changes(include_final=True),
+        lr_changes=changes,
+        lr_sources=[
+            ["LearningRateScheduler", "on_epoch_begin"] if epoch == LAST else ["ReduceLROnPlateau", "on_epoch_end"]
+            for epoch, *_ in changes
+        ],
     )
 else:
     fit_kw = dict(batch_size=16, epochs=5, verbose=0)
