@@ -228,6 +228,9 @@ def test_every_decision_matches_ground_truth(db_path, name, position):
             problems.append(f"restores {got_r}, truth {[want]}")
 
     # -- stops ---------------------------------------------------------------------
+    for stopper in case.stoppers:  # the ground truth agrees with itself
+        if stopper.stopped_epoch > 0:
+            assert o.stops.stopped_at == (stopper.stopped_epoch, None), (o.stops.stopped_at, stopper.stopped_epoch)
     stops = th.early_stops(db_path, run)
     want_stops = []
     for stopper in case.deciders:

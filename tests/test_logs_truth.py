@@ -26,7 +26,7 @@ def assert_epochs_equal_history(db_path: str, run: str, history: dict[str, list]
     assert stored_keys == set(history), f"stored keys {sorted(stored_keys)}, History keys {sorted(history)}"
     for key, values in history.items():
         got = [stored[e].get(key) for e in range(n)]
-        assert [th.bits(v) for v in got] == [th.bits(v) for v in values], f"{key}: stored {got}, History {values}"
+        assert th.bit_list(got) == th.bit_list(values), f"{key}: stored {got}, History {values}"
 
 
 def _schedulers(kind: str) -> list:

@@ -43,13 +43,17 @@ def from_bits(pattern: int | None) -> float | None:
     return None if pattern is None else struct.unpack("<d", struct.pack("<q", pattern))[0]
 
 
-def same_bits(a: Any, b: Any) -> bool:
-    """True when two logged values are the same: bit for bit for numbers."""
-    if isinstance(a, (int, float, np.floating, np.integer)) and isinstance(b, (int, float, np.floating, np.integer)):
-        if isinstance(a, int) and isinstance(b, int):
-            return a == b
-        return bits(a) == bits(b)
-    return a == b
+def bit_list(values: list[Any]) -> list[Any]:
+    """Values as comparable items: numbers as bit patterns, missing as None, the rest as they are."""
+    out = []
+    for v in values:
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (int, float, np.floating, np.integer)):
+            out.append(("float", bits(v)))
+        else:
+            out.append(v)
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -557,9 +561,13 @@ class StopSpy(keras.callbacks.Callback):
 
     ``stopped_at`` is the (epoch, batch) at which ``stop_training`` was first
     seen True: batch is None when it was seen at epoch end. Batch-end checks
-    are on only with ``batches=True`` (that makes Keras dispatch batch hooks
-    synchronously, which TerminateOnNaN forces anyway).
+    are on only with ``batches=True``, for a stopper that stops inside a
+    batch (TerminateOnNaN, which is not ``async_safe``, so Keras then runs
+    batch hooks synchronously). The spy itself is ``async_safe`` so that
+    listing it never changes how Keras dispatches batch hooks.
     """
+
+    async_safe = True
 
     def __init__(self, *stoppers: Any, batches: bool = False) -> None:
         super().__init__()
