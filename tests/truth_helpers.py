@@ -11,11 +11,18 @@ Two halves:
   the weights at each epoch end, the learning rate each step trained with,
   every batch's logs, the stoppers' state. They never look at the tracker.
 
-JAX note: during an epoch the JAX trainer keeps the live state outside the
-model (``keras/src/backend/jax/trainer.py:451-476``) and only reattaches it at
-epoch end (``jax_state_sync()``, trainer.py:490). On JAX the ``Callback.model``
-property calls ``jax_state_sync()`` itself (``keras/src/callbacks/callback.py:92-99``);
-the LR spy calls it explicitly as well, on the training thread, before reading
+JAX note (Keras 3.15.1): during an epoch the JAX trainer keeps the live
+state outside the model. Before the first step it reads the state and purges
+the variables (``keras/src/backend/jax/trainer.py:451-460``, ``_value = None``
+in ``_purge_model_variables``, trainer.py:1009-1037); the jitted step donates
+its input buffers (``donate_argnums=0``, trainer.py:277); the state is put back
+only by ``jax_state_sync()`` (trainer.py:490 at epoch end, or by a callback).
+Reading a purged variable raises ``TypeError: 'NoneType' object is not
+callable`` (``keras/src/backend/common/variables.py:272-279``: the placeholder
+initializer is gone), and reading one that still points at a donated buffer
+raises ``DeviceArray has been deleted``. The ``Callback.model`` property calls
+``jax_state_sync()`` on JAX (``keras/src/callbacks/callback.py:92-99``); the LR
+spy also calls it explicitly, on the training thread, before it reads
 ``optimizer.learning_rate`` and ``optimizer.iterations`` at batch begin.
 """
 
