@@ -85,7 +85,7 @@ def _read_commands(runs: dict[str, str]) -> list[list[str]]:
     commands += [["early-stops", r] for r in (a, b, c)] + [["restores", r] for r in (a, b, c)]
     for r in (a, b, c):
         commands += [["show", r], ["epochs", r], ["epochs", r, "--tidy"], ["lr", r], ["lr", r, "--series"]]
-        for phase in ("train", "validation", "evaluate", "predict"):
+        for phase in ("fit", "validation", "evaluate", "predict"):
             commands += [["batches", r, "--phase", phase], ["batches", r, "--phase", phase, "--tidy"]]
     return commands
 

@@ -81,7 +81,7 @@ def _cell(row: Any, column: str) -> Any:
 # -- Store access: the only code that knows Store's column names -----------------------
 
 #: Store column holding the phase's sequence number within the run (to become ``phase_seq``).
-PHASE_SEQ = "phase"
+PHASE_SEQ = "phase_seq"
 #: Columns of ``Store.epochs(tidy=True)`` that are not logged values.
 _EPOCH_META = {"run_id", "phase", "phase_seq", "epoch", "started_at", "ended_at", "redone", "superseded"}
 #: Columns of ``Store.batches()`` (wide) that are not logged values.
@@ -195,7 +195,7 @@ def phases(db: str, run: str) -> list[PhaseRow]:
     """The run's fit/evaluate/predict phases in order (validation passes excluded)."""
     frame = store(db).run(run)["phases"]
     return [
-        PhaseRow(str(_cell(r, "kind")), str(_cell(r, "status")), _cell(r, "error"), _cell(r, "initial_epoch"))
+        PhaseRow(str(_cell(r, "phase")), str(_cell(r, "status")), _cell(r, "error"), _cell(r, "initial_epoch"))
         for _, r in frame.iterrows()
     ]
 
@@ -230,7 +230,7 @@ def epoch_values(db: str, run: str) -> dict[int, dict[str, Any]]:
     return by_epoch
 
 
-_BATCH_KINDS = {"train": "train", "fit": "train", "validation": "validation", "evaluate": "evaluate", "predict": "predict"}
+_BATCH_KINDS = {"train": "fit", "fit": "fit", "validation": "validation", "evaluate": "evaluate", "predict": "predict"}
 
 
 def batches(db: str, run: str, kind: str = "train") -> list[BatchRow]:

@@ -5,7 +5,7 @@
 learning rate (``learning_rate``, ``optimizers``) and the stop and restore
 decisions (``decisions``, ``fingerprint``), and queues typed operations on a
 buffered ``Writer`` (``writer``). ``capture`` patches Keras' entry points once
-per process to see what hooks cannot; ``autolog`` adds a tracker to calls that
+per process to see what hooks cannot; ``autologging`` (``autolog``) adds a tracker to calls that
 have none. ``environment`` reads host, versions and model; ``resume`` finds
 the run a restarted job continues; ``faults`` reports failures.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tracker.record.autolog import autolog
+    from tracker.record.autologging import autolog
     from tracker.record.callback import TrackingCallback
 
 __all__ = ["TrackingCallback", "autolog"]
@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return TrackingCallback
     if name == "autolog":
-        from tracker.record.autolog import autolog
+        from tracker.record.autologging import autolog
 
         return autolog
     raise AttributeError(f"module 'tracker.record' has no attribute {name!r}")

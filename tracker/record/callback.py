@@ -198,6 +198,9 @@ class TrackingCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.capture_listener.epoch_begin(epoch)
 
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.capture_listener.train_batch_begin(batch)
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.capture_listener.train_batch_end(batch, logs)
 

@@ -94,7 +94,7 @@ class Listener(Protocol):
 _lock = threading.Lock()
 _installed = False
 _watching: weakref.WeakSet[Any] = weakref.WeakSet()
-#: Set by tracker.record.autolog: ``(method, model, callbacks) -> callbacks or None``.
+#: Set by tracker.record.autologging: ``(method, model, callbacks) -> callbacks or None``.
 autolog_hook: Callable[[str, Any, list[Any]], list[Any] | None] | None = None
 
 

@@ -13,8 +13,9 @@ When the LR is read:
 * for an optimizer on a ``LearningRateSchedule``, per recorded batch: the
   schedule's rate at that batch's global step, computed as the optimizer
   does, one step at a time, when the rows are written (off the training
-  thread). If loss scaling skipped updates during the epoch, the steps are
-  known but not which batch skipped, so those rows carry the step only.
+  thread). A batch's step is the epoch's first step plus its index, except
+  under loss scaling (mixed precision), which skips the updates whose
+  gradients overflowed: then the step is read at each batch's begin.
 
 A change's ``epoch`` is the first epoch that trains with the new value, and
 ``step`` the first global step: a change made in ``on_epoch_begin(k)`` (or
@@ -90,6 +91,8 @@ class LearningRates:
         self.last_epoch: int | None = None
         self.in_epoch = False
         self.has_schedule = False
+        self.loss_scaled = False
+        self.probed: dict[str, dict[int, int]] = {}
 
     def _rows(self, table: DecisionTable, rows: list[dict[str, Any]]) -> None:
         if rows and self.phase is not None:
@@ -111,6 +114,8 @@ class LearningRates:
         self.epoch = self.last_epoch = None
         self.in_epoch = False
         self.has_schedule = any(schedule_of(o) is not None for o in self.optimizers.values())
+        self.loss_scaled = getattr(getattr(model, "optimizer", None), "inner_optimizer", None) is not None
+        self.probed = {}
         rows = []
         for name, optimizer in self.optimizers.items():
             lr = self.known[name] = read_lr(optimizer)
@@ -157,13 +162,34 @@ class LearningRates:
             first = self.first_step.get(name)
             if schedule is None or first is None:
                 continue
-            end = iterations(optimizer)
             ordered = sorted(batches)
-            if end is None or end == first + ordered[-1] + 1:
-                points: list[tuple[int | None, int]] = [(b, first + b) for b in ordered]
-            else:  # loss scaling skipped updates: the steps are known, not which batch skipped
-                points = [(None, s) for s in range(first, max(end, first))]
+            probed = self.probed.get(name, {})
+            if probed:  # loss scaling: the step each batch began at, read at its begin
+                starts = sorted(probed)
+                points: list[tuple[int | None, int]] = []
+                for b in ordered:
+                    begin = max((s for s in starts if s <= b), default=None)
+                    points.append((b, probed[begin] + (b - begin) if begin is not None else first + b))
+            else:  # one optimizer update per step
+                points = [(b, first + b) for b in ordered]
             self.submit(InsertLRBatchSeries(self.phase, name, epoch, points, partial(rate_at, schedule)))
+        self.probed = {}
+
+    @property
+    def probing(self) -> bool:
+        """True when each batch's step must be read at its begin: a schedule under loss scaling,
+        whose skipped updates leave the step count behind the batch count."""
+        return self.log_batches and self.loss_scaled and self.has_schedule
+
+    def batch_began(self, batch: int, model: Any) -> None:
+        """At ``on_train_batch_begin`` (on the training thread): the step each scheduled optimizer is at."""
+        if getattr(model, "_jax_state", None) is not None and hasattr(model, "jax_state_sync"):
+            model.jax_state_sync()  # JAX detaches the variables during an epoch; Keras' Callback.model does this too
+        for name, optimizer in self.optimizers.items():
+            if schedule_of(optimizer) is not None:
+                step = iterations(optimizer)
+                if step is not None:
+                    self.probed.setdefault(name, {})[batch] = step
 
     def lr_set(self, optimizer: Any, old: float | None, new: float | None, actor: Actor) -> None:
         name = self.name_of(optimizer)

@@ -180,6 +180,14 @@ class Recorder:
                 return held
         return None
 
+    def train_batch_begin(self, batch: int) -> None:
+        """Only under loss scaling with a schedule: the step the batch begins at (see LearningRates)."""
+        if self._fit is not None and self.lr.probing:
+            try:
+                self.lr.batch_began(batch, self.model)
+            except Exception as exc:  # noqa: BLE001
+                self.faults.report(exc, "on_train_batch_begin")
+
     def train_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
         """The per-batch path: a count and an append, safe from Keras' worker threads."""
         fit = self._fit
