@@ -142,6 +142,7 @@ class Writer:
         self.dropped_ops = 0
         #: CPU seconds the background flusher has used (time.thread_time), for benchmarks.
         self.thread_cpu = 0.0
+        self._healthy = True  # the last flush succeeded (or none failed yet)
         _live_writers.add(self)
 
     # -- the callback's side -------------------------------------------------
@@ -152,10 +153,19 @@ class Writer:
         self._queued_total += 1
 
     def add_batch(self, record: BatchRecord) -> None:
-        """Queue one batch record (the per-batch path: an append and a counter)."""
+        """Queue one batch record (the per-batch path: an append and a counter).
+
+        When the queue is full: if the database is writable and only slower
+        than the feed, write now on this thread (back-pressure, nothing lost);
+        if writes are failing, drop the record and count it (memory stays
+        bounded; the count is reported at the end of the run).
+        """
         if len(self._ops) >= self.max_pending:
-            self.dropped_batches += 1
-            return
+            if self._healthy:
+                self.flush(wait=self.background_wait)
+            if len(self._ops) >= self.max_pending:
+                self.dropped_batches += 1
+                return
         self._ops.append(record)
         self._queued_total += 1
         self._since_wake += 1
@@ -282,9 +292,11 @@ class Writer:
                     touch_heartbeat(conn, self.run_id, utcnow())
             self._keys.commit()
             self._last_heartbeat = time.monotonic()
+            self._healthy = True
             self._mark_done(count)
         except Exception as exc:  # noqa: BLE001 - every failure is reported
             self._keys.rollback()
+            self._healthy = False
             for phase in assigned:
                 phase.id = None
             retry = _retryable(exc)
