@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from tracker.db.engine import describe, resolve_url, sqlite_path
 from tracker.db.values import utcnow
@@ -36,7 +35,8 @@ from tracker.db.writes import (
     touch_heartbeat,
     write_batches,
 )
-from tracker.errors import DatabaseError, TrackingWarning, TrackingWriteError
+from tracker.errors import TrackingWarning, TrackingWriteError
+from tracker.record.write_failures import failure_message, retryable
 
 __all__ = ["Writer"]
 
@@ -44,28 +44,6 @@ logger = logging.getLogger(__name__)
 
 
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
-
-# SQLSTATE classes worth retrying: connection lost (08), out of resources
-# (53), the server shutting down (57), a transaction rolled back (40); and
-# a role that may not write (42501, 25006), which a grant can fix.
-_RETRY_CLASSES = ("08", "53", "57", "40")
-_PERMISSION = ("42501", "25006")
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return code if isinstance(code, str) else None
-
-
-def _retryable(exc: BaseException) -> bool:
-    """True for failures that a later flush can get past: keep the records."""
-    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError, OSError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    code = _sqlstate(exc)
-    return code is not None and (code[:2] in _RETRY_CLASSES or code in _PERMISSION)
-
 
 @atexit.register
 def _flush_at_exit() -> None:
@@ -299,7 +277,7 @@ class Writer:
             self._healthy = False
             for phase in assigned:
                 phase.id = None
-            retry = _retryable(exc)
+            retry = retryable(exc)
             if retry:
                 self._ops.extendleft(reversed(items))
             else:
@@ -325,24 +303,7 @@ class Writer:
             write_batches(conn, self._keys, group)
 
     def _report(self, exc: BaseException, count: int, retry: bool) -> None:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        where = describe(self.url)
-        if _sqlstate(exc) in _PERMISSION:
-            message = (
-                f"tracker: cannot write to {where} ({reason}): this database role may only read; "
-                f"connect as a role that may write (see 'tracker db grant'). Keeping {count} records "
-                "in memory and retrying at the next flush. Training goes on."
-            )
-        elif retry:
-            message = (
-                f"tracker: cannot write to {where} ({reason}); keeping {count} records "
-                "in memory and retrying at the next flush. Training goes on."
-            )
-        else:
-            message = (
-                f"tracker: dropped {count} records that {where} refused ({reason}). "
-                "Training goes on; please report this as a bug."
-            )
+        reason, message = failure_message(exc, count, describe(self.url), retry)
         logger.warning(message)
         if self.strict:
             error = TrackingWriteError(message)

@@ -21,7 +21,6 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from tracker.db.tables import (
-    Batch,
     BatchExtra,
     Epoch,
     EpochValue,
