@@ -1,0 +1,253 @@
+"""Tables for people: cells rounded for reading, laid out to fit the terminal.
+
+``render_table`` turns plain rows into text no wider than the terminal, with
+rich (installed with Keras). Cells are written for reading, not for
+round-tripping (``--format csv`` and ``json`` are exact):
+
+* floats to 6 significant digits, a logged NaN as ``NaN``, ±inf as ``inf``;
+  ints as ints; a missing cell is blank;
+* times in UTC to the second, with the zone: ``2026-11-27 12:56:27Z``;
+* durations (``Duration``) as ``0.84s``, ``12.3s``, ``4m05s``, ``2h03m``.
+
+A table too wide for the terminal first wraps its long headers at ``_`` and
+``:``, then long text cells at spaces (folding words that are still too
+long), and as a last resort continues in a further block of columns below,
+repeating the ``keys`` columns (a run's id and name, say) at the left of each
+block. No line is wider than the width.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["Duration", "cell_text", "format_duration", "format_time", "render_table", "terminal_width"]
+
+#: Below this, a text column is narrowed only by wrapping it (for deciding how many columns fit).
+TEXT_MIN = 16
+_GAP = 2  # spaces between two columns
+_BREAK = re.compile(r"(?<=[_:/])")
+
+
+class Duration(float):
+    """A number of seconds, shown as a duration (``4m05s``) in tables."""
+
+    __slots__ = ()
+
+
+def terminal_width() -> int:
+    """The width to lay tables out for.
+
+    ``$COLUMNS`` when set, else the width of the terminal on stdout, else of
+    the one on stderr (``tracker runs | less``), else 80.
+    """
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            return os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            continue
+    return 80
+
+
+def format_time(value: datetime) -> str:
+    """A time in UTC to the second with the zone (a naive time is taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def format_duration(seconds: float) -> str:
+    """``0.84s``, ``12.3s``, ``4m05s``, ``2h03m``, ``3d04h``; NaN as ``NaN``."""
+    if not math.isfinite(seconds):
+        return "NaN" if math.isnan(seconds) else ("inf" if seconds > 0 else "-inf")
+    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s < 10:
+        return f"{sign}{s:.2f}s"
+    if s < 60:
+        return f"{sign}{s:.1f}s"
+    whole = int(round(s))
+    if whole < 3600:
+        return f"{sign}{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{sign}{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{sign}{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or type(value).__name__ in ("NAType", "NaTType")
+
+
+def cell_text(value: Any) -> str:
+    """A cell as people read it (see the module docstring)."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, Duration):
+        return format_duration(float(value))
+    if isinstance(value, datetime):
+        return format_time(value)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fixed(values: Sequence[Any]) -> bool:
+    """A column of numbers, times, booleans or durations: never wrapped."""
+    return all(_is_missing(v) or not isinstance(v, str) for v in values)
+
+
+def _width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.split("\n")), default=0)
+
+
+def _words_width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def _wrap_header(header: str, width: int) -> str:
+    """Break a header at ``_``, ``:`` and ``/`` into lines of at most ``width`` (where it can)."""
+    lines: list[str] = []
+    for part in _BREAK.split(header):
+        if lines and _width(lines[-1] + part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _header_min(header: str) -> int:
+    return max((_width(part) for part in _BREAK.split(header)), default=0)
+
+
+def _blocks(needs: list[int], keys: int, width: int) -> list[list[int]]:
+    """Split column indices into blocks that fit ``width``, each starting with the key columns."""
+    key_cols = list(range(min(keys, len(needs))))
+    blocks: list[list[int]] = []
+    block = list(key_cols)
+    used = sum(needs[i] for i in block) + _GAP * max(len(block) - 1, 0)
+    for i in range(len(key_cols), len(needs)):
+        extra = needs[i] + (_GAP if block else 0)
+        if len(block) > len(key_cols) and used + extra > width:
+            blocks.append(block)
+            block = list(key_cols)
+            used = sum(needs[j] for j in block) + _GAP * max(len(block) - 1, 0)
+            extra = needs[i] + (_GAP if block else 0)
+        block.append(i)
+        used += extra
+    if len(block) > len(key_cols) or not blocks:
+        blocks.append(block)
+    return blocks
+
+
+def render_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    width: int | None = None,
+    keys: int = 0,
+) -> str:
+    """Return ``rows`` as a table no wider than ``width`` (see the module docstring).
+
+    Args:
+        columns: The headers.
+        rows: The cells, as Python values (formatted by ``cell_text``).
+        width: The width to fit. Default ``None``: ``terminal_width()``.
+        keys: How many leading columns to repeat in each block when the
+            columns do not fit side by side. Default 0.
+
+    Returns:
+        The table, lines without trailing spaces, no trailing newline;
+        ``(no rows)`` when there are none.
+    """
+    if not rows:
+        return "(no rows)"
+    width = terminal_width() if width is None else width
+    texts = [[cell_text(v) for v in row] for row in rows]
+    n = len(columns)
+    fixed = [_fixed([row[i] for row in rows]) for i in range(n)]
+    data = [max((_width(row[i]) for row in texts), default=0) for i in range(n)]
+    headers = [str(c) for c in columns]
+    lows = [d if f else min(d, max(TEXT_MIN, min(_words_width_col(texts, i), width // 2)))
+            for i, (d, f) in enumerate(zip(data, fixed))]
+
+    def total(widths: list[int]) -> int:
+        return sum(widths) + _GAP * (n - 1)
+
+    natural = [max(d, _width(h)) for d, h in zip(data, headers)]
+    if total(natural) > width:
+        # Too wide: wrap the headers that stick out most (at _ : /), while that is not enough.
+        for i in sorted(range(n), key=lambda i: _width(headers[i]) - data[i], reverse=True):
+            if total(natural) <= width or _width(headers[i]) <= data[i]:
+                break
+            headers[i] = _wrap_header(headers[i], max(data[i], _header_min(headers[i])))
+            natural[i] = max(data[i], _width(headers[i]))
+    needs = [max(low, _width(h)) for low, h in zip(lows, headers)]
+    if total(needs) > width:
+        # Still too wide with text cells wrapped: continue in blocks below, repeating the keys
+        # (as many of them as leave half the width to the rest).
+        while keys > 0 and sum(needs[:keys]) + _GAP * keys > width // 2:
+            keys -= 1
+        blocks = _blocks(needs, keys, width)
+    else:
+        blocks = [list(range(n))]
+    numeric = [all(_is_missing(row[i]) or _is_number(row[i]) for row in rows) for i in range(n)]
+    out = [_render_block([headers[i] for i in block], [[row[i] for i in block] for row in texts],
+                         [fixed[i] for i in block], [numeric[i] for i in block], width) for block in blocks]
+    return "\n\n".join(out)
+
+
+def _words_width_col(texts: list[list[str]], i: int) -> int:
+    return max((_words_width(row[i]) for row in texts), default=0)
+
+
+def _render_block(headers: list[str], texts: list[list[str]], fixed: list[bool], numeric: list[bool],
+                  width: int) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    rule = box.Box("    \n    \n ─  \n    \n    \n    \n    \n    \n")  # a rule under the headers only
+    table = Table(box=rule, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="",
+                  highlight=False)
+    for header, is_fixed, is_number in zip(headers, fixed, numeric):
+        table.add_column(Text(header), no_wrap=is_fixed, overflow="fold", justify="right" if is_number else "left")
+    for row in texts:
+        table.add_row(*(Text(cell) for cell in row))
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=max(width, 1), color_system=None, force_terminal=False, highlight=False,
+                      markup=False, emoji=False, legacy_windows=False, soft_wrap=False)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").split("\n"))
