@@ -78,7 +78,10 @@ def watch(ctx: click.Context, run: str, interval: float) -> None:
     """
     from tracker.watch import watch_run
 
-    status = watch_run(open_store(ctx), run, interval=interval)
+    try:
+        status = watch_run(open_store(ctx), run, interval=interval)
+    except KeyboardInterrupt:  # the user stopped watching; the run goes on
+        ctx.exit(130)
     ctx.exit(0 if status == "finished" else 1)
 
 

@@ -143,8 +143,8 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
     rows = len(panels) + (1 if with_lr else 0)
     fig = Figure(figsize=(10, 1.2 + 2.9 * len(panels) + (1.6 if with_lr else 0)), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False,
-                        gridspec_kw={"height_ratios": [3] * len(panels) + ([1.6] if with_lr else [])})[:, 0]
+    axes: list[Axes] = list(fig.subplots(rows, 1, sharex=True, squeeze=False,
+                                         gridspec_kw={"height_ratios": [3] * len(panels) + ([1.6] if with_lr else [])})[:, 0])
     metric_axes = {base: ax for (base, _), ax in zip(panels, axes)}
     ax_lr = axes[-1] if with_lr else None
     colors = dict(zip(ids, _colors(len(ids))))
@@ -253,17 +253,17 @@ def _mark_decisions(store: Store, rid: str, axes: Sequence[Axes], metric_axes: d
     notes = []
     for row in store.restores(rid).itertuples():
         monitor, epoch = row.monitor, row.restored_epoch
-        ax = metric_axes.get(str(monitor).removeprefix("val_")) if isinstance(monitor, str) else None
-        if ax is None or pd.isna(epoch) or monitor not in frame.columns:
+        panel = metric_axes.get(str(monitor).removeprefix("val_")) if isinstance(monitor, str) else None
+        if panel is None or pd.isna(epoch) or monitor not in frame.columns:
             continue  # the monitored key is not plotted
         value = float(row.value_at_restored)
         if not math.isfinite(value):
             continue
         styles.add("restored")
-        ax.plot([float(epoch)], [value], marker="*", markersize=15, color=color, markeredgecolor="black",
-                linestyle="None", zorder=5)
+        panel.plot([float(epoch)], [value], marker="*", markersize=15, color=color, markeredgecolor="black",
+                   linestyle="None", zorder=5)
         if single:
-            notes.append((ax, float(epoch), value, f"restored epoch {epoch}: {monitor}={value:.3g}", color))
+            notes.append((panel, float(epoch), value, f"restored epoch {epoch}: {monitor}={value:.3g}", color))
     return notes
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, column, select, table
 
-from tracker.db.values import decode
+from tracker.db.bits import decode
 from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, check_metric_key, maximised, runs_statement
 from tracker.store.liveness import apply_liveness
 
