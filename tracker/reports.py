@@ -1,7 +1,7 @@
 """Reports: plain functions from a Store to a DataFrame, ready for CSV.
 
 Every report returns CSV-friendly columns (text, numbers, booleans, times as
-ISO text) so that ``export(report, "x.csv")`` read back by
+ISO text with their zone, ``+00:00``) so that ``export(report, "x.csv")`` read back by
 ``pandas.read_csv`` equals the DataFrame. Imports neither Keras nor
 TensorFlow.
 """
@@ -23,7 +23,11 @@ __all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report
 
 
 def _iso(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+    """A stored time (UTC) as ISO 8601 text with its zone: ``2026-11-27T12:56:08.589661+00:00``."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
 
 
 def _scalar(value: Any) -> Any:
