@@ -52,7 +52,7 @@ def export(ctx: click.Context, report: str, out: str, run_refs: tuple[str, ...],
               help="File to write: .png, .svg or .pdf (the suffix decides the format).")
 @click.option("--metric", "metrics", multiple=True,
               help="Epoch key to plot (repeatable); KEY and val_KEY share a panel. Default: one run: loss, "
-                   "val_loss and one metric; several runs: val_loss (else loss).")
+                   "val_loss and one metric; several runs: val_loss (loss too if a run has no val_loss).")
 @click.option("--title", help="Plot title.")
 @click.pass_context
 def plot(ctx: click.Context, runs: tuple[str, ...], out: str, metrics: tuple[str, ...], title: str | None) -> None:

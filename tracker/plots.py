@@ -67,7 +67,7 @@ def plot_runs(
             ``loss`` and ``val_loss`` when present plus the first other
             logged key in alphabetical order (learning-rate keys excluded)
             and its ``val_`` twin; for several runs, ``val_loss`` (or
-            ``loss`` when no run has it).
+            ``loss`` and ``val_loss`` when some run has no ``val_loss``).
         title: The figure title. Default ``None``: the run labels (or the
             number of runs, beyond three).
 
@@ -173,7 +173,8 @@ def _figure(store: Store, runs: Sequence[str], *, metrics: Sequence[str] | None,
 
     for base, ax in metric_axes.items():
         _scale(ax, values[base])
-        ax.set_ylabel(base)
+        keys_here = dict(panels)[base]
+        ax.set_ylabel(keys_here[0] if len(keys_here) == 1 else base)  # "loss" holds loss and val_loss
         ax.grid(True, alpha=0.3)
     if ax_lr is not None:
         lrs = [float(v) for series in lr_series.values() for v in series["lr"]]
@@ -268,10 +269,16 @@ def _mark_decisions(store: Store, rid: str, axes: Sequence[Axes], metric_axes: d
 
 
 def _default_metrics(frames: Iterable[pd.DataFrame], *, several: bool) -> list[str]:
-    """One run: ``loss``/``val_loss`` plus the first other key and its twin; several: ``val_loss``."""
+    """One run: ``loss``/``val_loss`` plus the first other key and its twin; several: ``val_loss``.
+
+    For several runs of which some have no ``val_loss``: ``loss`` and ``val_loss`` in one panel.
+    """
+    frames = list(frames)
     present = list(dict.fromkeys(c for frame in frames for c in frame.columns if c not in _META))
-    if several:
-        return ["val_loss"] if "val_loss" in present else ["loss"]
+    if several:  # val_loss when every run has it, else loss with val_loss where there is one
+        if all("val_loss" in frame.columns for frame in frames):
+            return ["val_loss"]
+        return [k for k in ("loss", "val_loss") if k in present]
     chosen = [k for k in ("loss", "val_loss") if k in present]
     others = [k for k in present if k not in ("loss", "lr") and not k.startswith(("val_", "learning_rate"))]
     if others:
