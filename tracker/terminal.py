@@ -125,6 +125,9 @@ def _fixed(values: Sequence[Any]) -> bool:
 
 
 def _width(text: str) -> int:
+    """The cells a text takes in a terminal (its widest line)."""
+    if text.isascii():
+        return len(text) if "\n" not in text else max(len(line) for line in text.split("\n"))
     from rich.cells import cell_len
 
     return max((cell_len(line) for line in text.split("\n")), default=0)
@@ -198,56 +201,105 @@ def render_table(
     n = len(columns)
     fixed = [_fixed([row[i] for row in rows]) for i in range(n)]
     data = [max((_width(row[i]) for row in texts), default=0) for i in range(n)]
-    headers = [str(c) for c in columns]
+    originals = [str(c) for c in columns]
     lows = [d if f else min(d, max(TEXT_MIN, min(_words_width_col(texts, i), width // 2)))
             for i, (d, f) in enumerate(zip(data, fixed))]
-
-    def total(widths: list[int]) -> int:
-        return sum(widths) + _GAP * (n - 1)
-
-    natural = [max(d, _width(h)) for d, h in zip(data, headers)]
-    if total(natural) > width:
-        # Too wide: wrap the headers that stick out most (at _ : /), while that is not enough.
-        for i in sorted(range(n), key=lambda i: _width(headers[i]) - data[i], reverse=True):
-            if total(natural) <= width or _width(headers[i]) <= data[i]:
-                break
-            headers[i] = _wrap_header(headers[i], max(data[i], _header_min(headers[i])))
-            natural[i] = max(data[i], _width(headers[i]))
+    headers = _fit_headers(originals, data, width)
     needs = [max(low, _width(h)) for low, h in zip(lows, headers)]
-    if total(needs) > width:
+    if sum(needs) + _GAP * (n - 1) > width:
         # Still too wide with text cells wrapped: continue in blocks below, repeating the keys
-        # (as many of them as leave half the width to the rest).
+        # (as many of them as leave half the width to the rest). Each block wraps its own headers.
         while keys > 0 and sum(needs[:keys]) + _GAP * keys > width // 2:
             keys -= 1
         blocks = _blocks(needs, keys, width)
+        for block in blocks:
+            for i, header in zip(block, _fit_headers([originals[i] for i in block], [data[i] for i in block],
+                                                     width)):
+                headers[i] = header
     else:
         blocks = [list(range(n))]
     numeric = [all(_is_missing(row[i]) or _is_number(row[i]) for row in rows) for i in range(n)]
+    floors = [data[i] if fixed[i] else lows[i] for i in range(n)]
     out = [_render_block([headers[i] for i in block], [[row[i] for i in block] for row in texts],
-                         [fixed[i] for i in block], [numeric[i] for i in block], width) for block in blocks]
+                         [numeric[i] for i in block], [max(floors[i], _header_min(headers[i])) for i in block],
+                         width) for block in blocks]
     return "\n\n".join(out)
+
+
+def _fit_headers(headers: list[str], data: list[int], width: int) -> list[str]:
+    """Wrap the headers that stick out most past their cells (at _ : /) until the columns fit, if they can."""
+    headers = list(headers)
+    natural = [max(d, _width(h)) for d, h in zip(data, headers)]
+    for i in sorted(range(len(headers)), key=lambda i: _width(headers[i]) - data[i], reverse=True):
+        if sum(natural) + _GAP * (len(headers) - 1) <= width or _width(headers[i]) <= data[i]:
+            break
+        headers[i] = _wrap_header(headers[i], max(data[i], _header_min(headers[i])))
+        natural[i] = max(data[i], _width(headers[i]))
+    return headers
 
 
 def _words_width_col(texts: list[list[str]], i: int) -> int:
     return max((_words_width(row[i]) for row in texts), default=0)
 
 
-def _render_block(headers: list[str], texts: list[list[str]], fixed: list[bool], numeric: list[bool],
+def _render_block(headers: list[str], texts: list[list[str]], numeric: list[bool], floors: list[int],
                   width: int) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    """Lay one block out: headers (bottom-aligned), a rule, the rows; long cells wrapped to their column.
+
+    Columns start at their natural width; while the block is too wide, the
+    widest column that may shrink (down to its ``floors`` entry) gives way,
+    and as a last resort every column does, its cells then folded.
+    """
+    n = len(headers)
+    widths = [max(_width(h), max((_width(row[i]) for row in texts), default=0)) for i, h in enumerate(headers)]
+
+    def excess() -> int:
+        return sum(widths) + _GAP * (n - 1) - width
+
+    for floor in (floors, [1] * n):
+        while excess() > 0:
+            shrinkable = [i for i in range(n) if widths[i] > floor[i]]
+            if not shrinkable:
+                break
+            i = max(shrinkable, key=widths.__getitem__)
+            widths[i] -= min(excess(), widths[i] - floor[i], max(1, widths[i] - max(
+                [widths[j] for j in shrinkable if j != i] + [floor[i]])))
+    head = [_lines(h, w) for h, w in zip(headers, widths)]
+    height = max(len(lines) for lines in head)
+    out = []
+    for k in range(height):  # headers sit on the rule
+        out.append([_pad((["" for _ in range(height - len(lines))] + lines)[k], w, right)
+                    for lines, w, right in zip(head, widths, numeric)])
+    out.append(["─" * w for w in widths])
+    for row in texts:
+        cells = [_lines(text, w) for text, w in zip(row, widths)]
+        for k in range(max(len(c) for c in cells)):
+            out.append([_pad(c[k] if k < len(c) else "", w, right) for c, w, right in zip(cells, widths, numeric)])
+    return "\n".join((" " * _GAP).join(line).rstrip() for line in out)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right and text.isascii() else text.ljust(width) if text.isascii() else (
+        " " * max(width - _width(text), 0) + text if right else text + " " * max(width - _width(text), 0))
+
+
+def _lines(text: str, width: int) -> list[str]:
+    """A cell's lines within ``width``: as it is if it fits, else wrapped at spaces, long words folded."""
+    if "\n" not in text and _width(text) <= width:
+        return [text]
     from rich.text import Text
 
-    rule = box.Box("    \n    \n ─  \n    \n    \n    \n    \n    \n")  # a rule under the headers only
-    table = Table(box=rule, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="",
-                  highlight=False)
-    for header, is_fixed, is_number in zip(headers, fixed, numeric):
-        table.add_column(Text(header), no_wrap=is_fixed, overflow="fold", justify="right" if is_number else "left")
-    for row in texts:
-        table.add_row(*(Text(cell) for cell in row))
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=max(width, 1), color_system=None, force_terminal=False, highlight=False,
-                      markup=False, emoji=False, legacy_windows=False, soft_wrap=False)
-    console.print(table)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").split("\n"))
+    return [line.plain.rstrip() for line in Text(text).wrap(_console(), max(width, 1), overflow="fold")]
+
+
+def _console() -> Any:
+    global _CONSOLE
+    if _CONSOLE is None:
+        from rich.console import Console
+
+        _CONSOLE = Console(file=io.StringIO(), color_system=None, force_terminal=False, highlight=False,
+                           markup=False, emoji=False, legacy_windows=False)
+    return _CONSOLE
+
+
+_CONSOLE: Any = None

@@ -231,9 +231,11 @@ def show_tables(summary: Mapping[str, Any], labels: Mapping[tuple[str, int], str
         if not len(frame):
             continue
         columns, rows = table_view(*frame_rows(frame), labels=labels, run_id=run_id, drop=("run_id", "name"))
-        if "initial_epoch" in columns:  # shown only for a resumed fit
-            i = columns.index("initial_epoch")
-            if all(_missing(r[i]) or r[i] == 0 for r in rows):
-                columns, rows = columns[:i] + columns[i + 1:], [r[:i] + r[i + 1:] for r in rows]
+        for name, dull in (("initial_epoch", (0,)), ("optimizer", ("optimizer",))):
+            # initial_epoch only for a resumed fit; optimizer only for a model with several
+            if name in columns:
+                i = columns.index(name)
+                if all(_missing(r[i]) or r[i] in dull for r in rows):
+                    columns, rows = columns[:i] + columns[i + 1:], [r[:i] + r[i + 1:] for r in rows]
         out.append((section.replace("_", " "), columns, rows, ("phase", "key")))
     return out

@@ -56,6 +56,7 @@ class Snapshot:
 
     run: dict[str, Any]
     progress: Progress | None
+    fit: Progress | None
     epochs: pd.DataFrame
     lr_changes: pd.DataFrame
     stops: pd.DataFrame
@@ -70,9 +71,11 @@ class Snapshot:
 
 def snapshot(store: Store, run_id: str) -> Snapshot:
     """Read the run once (a handful of small queries)."""
+    latest = progress(store.engine, run_id)
     return Snapshot(
         run=run_summary(store.engine, run_id, heartbeat_timeout=store.heartbeat_timeout),
-        progress=progress(store.engine, run_id),
+        progress=latest,
+        fit=latest if latest is None or latest.phase == "fit" else progress(store.engine, run_id, kind="fit"),
         epochs=store.epochs(run_id),
         lr_changes=store.lr_changes(run_id),
         stops=store.early_stops(run_id),
@@ -107,7 +110,14 @@ def _header(snap: Snapshot) -> list[str]:
     lines = [line]
     if p is None:
         return [*lines, "no fit, evaluate or predict call yet"]
-    label = snap.labels.get((run["id"], p.phase_seq), p.phase)
+    if snap.fit is not None and snap.fit is not p:
+        lines.append(_call_line(snap, snap.fit))
+    return [*lines, _call_line(snap, p)]
+
+
+def _call_line(snap: Snapshot, p: Progress) -> str:
+    """``fit running · 11 of 40 epochs done · epoch 11: 5/13 batches · learning rate 0.0125 (...)``."""
+    label = snap.labels.get((snap.run["id"], p.phase_seq), p.phase)
     parts = [f"{label} {p.status}"]
     if p.phase == "fit":
         done = snap.epochs[snap.epochs["phase_seq"] == p.phase_seq] if len(snap.epochs) else snap.epochs
@@ -123,11 +133,11 @@ def _header(snap: Snapshot) -> list[str]:
         if changes is not None and len(changes):
             last = changes.iloc[-1]
             if p.lr_epoch is not None and not pd.isna(last["epoch"]) and last["epoch"] > p.lr_epoch:
-                lr += f", {cell_text(float(last['new_lr']))} from epoch {last['epoch']} ({last['source']})"
+                lr += f"; {last['source']} set {cell_text(float(last['new_lr']))} for epoch {last['epoch']}"
             else:
                 lr += f" (set by {last['source']} for epoch {last['epoch']})"
         parts.append(lr)
-    return [*lines, " · ".join(parts)]
+    return " · ".join(parts)
 
 
 def _metric_line(snap: Snapshot) -> list[str]:
@@ -164,9 +174,9 @@ def _stopper_lines(snap: Snapshot) -> list[str]:
         where = snap.labels.get((rid, row.phase_seq), "fit")
         lines.append(f"restored ({where}): the weights of epoch {row.restored_epoch}, by {row.restored_by}"
                      + (f" in {row.hook}" if isinstance(row.hook, str) else ""))
-    p = snap.progress
-    current = p is not None and p.phase == "fit" and p.status == "running"
-    if current and p is not None and not (len(snap.stops) and (snap.stops["phase_seq"] == p.phase_seq).any()):
+    p = snap.fit
+    if p is not None and p.status == "running" and not (
+            len(snap.stops) and (snap.stops["phase_seq"] == p.phase_seq).any()):
         lines.append(NOT_OBSERVABLE)
     return lines
 

@@ -57,16 +57,22 @@ def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def progress(engine: Engine, run_id: str) -> Progress | None:
-    """Return where the run is now: its latest non-validation call; None before its first call."""
+def progress(engine: Engine, run_id: str, *, kind: str | None = None) -> Progress | None:
+    """Return where the run is now: its latest call (of ``kind`` if given, never a validation pass).
+
+    Returns None before the run's first such call.
+    """
+    stmt = (
+        select(Phase.id, Phase.seq, Phase.kind, Phase.status, Phase.started_at, Phase.keras_params,
+               Phase.initial_epoch)
+        .where(Phase.run_id == run_id, Phase.kind != PhaseKind.VALIDATION)
+        .order_by(Phase.seq.desc())
+        .limit(1)
+    )
+    if kind is not None:
+        stmt = stmt.where(Phase.kind == PhaseKind(kind))
     with engine.connect() as conn:
-        phase = conn.execute(
-            select(Phase.id, Phase.seq, Phase.kind, Phase.status, Phase.started_at, Phase.keras_params,
-                   Phase.initial_epoch)
-            .where(Phase.run_id == run_id, Phase.kind != PhaseKind.VALIDATION)
-            .order_by(Phase.seq.desc())
-            .limit(1)
-        ).first()
+        phase = conn.execute(stmt).first()
         if phase is None:
             return None
         last = conn.execute(
@@ -79,13 +85,13 @@ def progress(engine: Engine, run_id: str) -> Progress | None:
             .limit(1)
         ).first()
     params = phase.keras_params if isinstance(phase.keras_params, dict) else {}
-    kind = getattr(phase.kind, "value", phase.kind)
+    found = getattr(phase.kind, "value", phase.kind)
     return Progress(
         phase_seq=phase.seq,
-        phase=kind,
+        phase=found,
         status=getattr(phase.status, "value", phase.status),
         started_at=phase.started_at,
-        planned_epochs=_int(params.get("epochs")) if kind == PhaseKind.FIT.value else None,
+        planned_epochs=_int(params.get("epochs")) if found == PhaseKind.FIT.value else None,
         steps=_int(params.get("steps")),
         initial_epoch=phase.initial_epoch or 0,
         batch_epoch=last.epoch if last is not None else None,
