@@ -228,6 +228,12 @@ def test_plural_and_durations():
     assert cell_text(float("nan")) == "NaN" and cell_text(None) == "" and cell_text(True) == "yes"
 
 
+def test_wide_characters_count_as_two_cells():
+    text = render_table(["name", "loss"], [["学習率-スイープ🎉 with a long tail of words", 0.5]], width=24)
+    assert max(cell_len(line) for line in text.splitlines()) <= 24
+    assert "学習率-スイープ🎉" in text and "0.5" in text
+
+
 def test_a_table_too_wide_continues_below_repeating_its_keys():
     columns = ["run_id", "name", *(f"metric_{i}" for i in range(12))]
     rows = [["abcdef12", "first", *(i / 7 for i in range(12))], ["0123abcd", "second", *(i * 3.5 for i in range(12))]]

@@ -1,8 +1,8 @@
 """Tables for people: cells rounded for reading, laid out to fit the terminal.
 
-``render_table`` turns plain rows into text no wider than the terminal, with
-rich (installed with Keras). Cells are written for reading, not for
-round-tripping (``--format csv`` and ``json`` are exact):
+``render_table`` turns plain rows into text no wider than the terminal.
+Cells are written for reading, not for round-tripping (``--format csv`` and
+``json`` are exact):
 
 * floats to 6 significant digits, a logged NaN as ``NaN``, ±inf as ``inf``;
   ints as ints; a missing cell is blank;
@@ -14,6 +14,11 @@ A table too wide for the terminal first wraps its long headers at ``_`` and
 long), and as a last resort continues in a further block of columns below,
 repeating the ``keys`` columns (a run's id and name, say) at the left of each
 block. No line is wider than the width.
+
+Terminal cell widths (wide and combining characters) and the wrapping and
+folding of long cells are rich's (installed with Keras). The columns are laid
+out here rather than by ``rich.table.Table``, which takes about 2 ms a row:
+20 s for a listing of 10,000 runs, against under a second this way.
 """
 
 from __future__ import annotations

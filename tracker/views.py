@@ -46,11 +46,14 @@ def short_ids(ids: Sequence[str], *, least: int = 8) -> dict[str, str]:
 
 
 def to_time(value: Any) -> datetime | None:
-    """A stored time (datetime, pandas Timestamp or ISO text) as a UTC datetime; None if missing."""
+    """A stored time (datetime, pandas Timestamp or ISO text) as a UTC datetime; None if missing or not a time."""
     if _missing(value):
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
@@ -118,7 +121,7 @@ def table_view(
     for name, i in at.items():
         if name.endswith("_at"):
             for row in data:
-                row[i] = to_time(row[i])
+                row[i] = to_time(row[i]) or row[i]  # text that is not a time stays as it is
         elif name == "duration_s":
             cols[i] = "duration"
             for row in data:

@@ -84,6 +84,10 @@ def snapshot(store: Store, run_id: str) -> Snapshot:
     )
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _keys(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in META_COLUMNS]
 
@@ -122,7 +126,8 @@ def _call_line(snap: Snapshot, p: Progress) -> str:
     if p.phase == "fit":
         done = snap.epochs[snap.epochs["phase_seq"] == p.phase_seq] if len(snap.epochs) else snap.epochs
         count = int(done["epoch"].max()) + 1 if len(done) else p.initial_epoch
-        parts.append(f"{count} of {p.planned_epochs} epochs done" if p.planned_epochs else f"{count} epochs done")
+        parts.append(f"{count} of {_count(p.planned_epochs, 'epoch')} done" if p.planned_epochs
+                     else f"{_count(count, 'epoch')} done")
         if p.status == "running" and p.batch is not None and p.batch_epoch == count:
             parts.append(f"epoch {count}: {p.batch + 1}" + (f"/{p.steps}" if p.steps else "") + " batches")
     elif p.batch is not None:
@@ -151,7 +156,7 @@ def _metric_line(snap: Snapshot) -> list[str]:
     at = finite.idxmax() if maximised(key) else finite.idxmin()
     best_epoch, last_epoch = int(snap.epochs.loc[at, "epoch"]), int(snap.epochs["epoch"].iloc[-1])
     since = last_epoch - best_epoch
-    ago = "in the last epoch" if since == 0 else f"{since} epoch{'s' if since != 1 else ''} ago"
+    ago = "in the last epoch" if since == 0 else f"{_count(since, 'epoch')} ago"
     return [f"{key}: best so far {cell_text(float(finite[at]))} at epoch {best_epoch} ({ago}), "
             f"last {cell_text(float(values.iloc[-1]))}"]
 
@@ -203,7 +208,7 @@ def render_view(snap: Snapshot, *, width: int, height: int | None = None) -> str
     table = render_table([*(("phase" if c == "phase_seq" else c) for c in shown), "duration"],
                          [[*row, None if d is None else Duration(d)] for row, d in zip(cells, durations)],
                          width=width, keys=2 if "phase_seq" in shown else 1)
-    more = [f"({rows - len(frame)} earlier epochs not shown)"] if rows > len(frame) else []
+    more = [f"({_count(rows - len(frame), 'earlier epoch')} not shown)"] if rows > len(frame) else []
     return "\n".join([*_wrap(lines, width), "", *more, table])
 
 
