@@ -139,9 +139,8 @@ def _width(text: str) -> int:
 
 
 def _words_width(text: str) -> int:
-    from rich.cells import cell_len
-
-    return max((cell_len(word) for word in text.split()), default=0)
+    """The width of the longest word (what a wrapped cell cannot go below without folding)."""
+    return max((_width(word) for word in text.split()), default=0)
 
 
 def _wrap_header(header: str, width: int) -> str:
@@ -290,9 +289,10 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 def _lines(text: str, width: int) -> list[str]:
     """A cell's lines within ``width``: as it is if it fits, else wrapped at spaces, long words folded."""
-    if "\n" not in text and _width(text) <= width:
-        return [text]
-    from rich.text import Text
+    lines = text.split("\n")
+    if all(_width(line) <= width for line in lines):
+        return lines
+    from rich.text import Text  # only for a cell that has to wrap: rich costs ~40 ms to import
 
     return [line.plain.rstrip() for line in Text(text).wrap(_console(), max(width, 1), overflow="fold")]
 
