@@ -262,7 +262,7 @@ def test_plot_command_writes_a_png(recorded, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_runs_command_imports_neither_pandas_nor_keras_nor_the_orm(recorded):
+def test_runs_command_imports_neither_pandas_numpy_keras_nor_the_orm(recorded):
     import subprocess
 
     path, _ = recorded
@@ -270,7 +270,7 @@ def test_runs_command_imports_neither_pandas_nor_keras_nor_the_orm(recorded):
         "import sys\n"
         "from tracker.cli import main\n"
         f"main(['--db', {path!r}, 'runs', '--sort', 'best:loss'], standalone_mode=False)\n"
-        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'tensorflow', 'keras', 'alembic')\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy', 'tensorflow', 'keras', 'alembic')\n"
         "                      or m.startswith('sqlalchemy.orm') or m == 'tracker.db.tables'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
