@@ -57,7 +57,8 @@ def test_runs_lists_the_run(recorded):
     path, run_id = recorded
     result = run_cli("--db", path, "runs")
     assert result.exit_code == 0, result.output
-    assert run_id in result.output and "cli-run" in result.output and "finished" in result.output
+    assert run_id[:8] in result.output and "cli-run" in result.output and "finished" in result.output
+    assert run_id in run_cli("--db", path, "runs", "--wide").output
 
 
 @pytest.mark.parametrize("placement", ["before", "after"])
@@ -65,13 +66,13 @@ def test_db_option_goes_before_or_after_the_command(recorded, placement):
     path, run_id = recorded
     args = ["--db", path, "runs"] if placement == "before" else ["runs", "--db", path]
     result = run_cli(*args, env={"TRACKER_DB": "/nonexistent/elsewhere.db"})
-    assert result.exit_code == 0 and run_id in result.output
+    assert result.exit_code == 0 and run_id[:8] in result.output
 
 
 def test_tracker_db_environment_variable_is_the_default(recorded):
     path, run_id = recorded
     result = run_cli("runs", env={"TRACKER_DB": path})
-    assert result.exit_code == 0 and run_id in result.output
+    assert result.exit_code == 0 and run_id[:8] in result.output
 
 
 @pytest.mark.parametrize("ref", ["full", "prefix", "name", "latest"])

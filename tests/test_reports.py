@@ -94,11 +94,11 @@ def test_lr_report_marks_the_epochs_where_the_rate_changed(recorded):
     assert frame.loc[3, "source"] == "CustomLearningRateScheduler" and frame.loc[3, "lr"] == float(np.float32(0.05))
 
 
-@pytest.mark.parametrize("report", sorted(REPORTS) + ["runs"])
+@pytest.mark.parametrize("report", sorted(REPORTS))
 def test_every_report_round_trips_through_csv(recorded, tmp_path, report):
     path, _ = recorded
     store = Store(path)
-    frame = store.runs() if report == "runs" else REPORTS[report](store, None)
+    frame = REPORTS[report](store, None)
     assert len(frame) > 0
     out = tmp_path / f"{report}.csv"
     result = CliRunner().invoke(main, ["--db", path, "export", report, "--out", str(out)])
@@ -106,13 +106,36 @@ def test_every_report_round_trips_through_csv(recorded, tmp_path, report):
     back = read_csv(out)
     expected = frame.copy()
     for column in expected:
-        if pd.api.types.is_datetime64_any_dtype(expected[column]):
-            expected[column] = expected[column].map(lambda v: v.isoformat() if not pd.isna(v) else None)
+        if pd.api.types.is_datetime64_any_dtype(expected[column]):  # stored times are UTC, written with the zone
+            expected[column] = expected[column].map(lambda v: v.tz_localize("UTC").isoformat() if not pd.isna(v) else None)
     assert list(back.columns) == list(expected.columns)
     for column in expected:  # cell by cell: a logged NaN stays NaN, a missing cell stays missing
         assert [_cell(v) for v in back[column]] == [_cell(v) for v in expected[column]], column
     # and the Python function writes the very same file
     assert export(frame, tmp_path / "again.csv").read_text() == out.read_text()
+
+
+def test_the_runs_export_is_the_runs_csv_and_reads_back_exactly(recorded, tmp_path):
+    """``export runs`` writes what ``runs --format csv`` prints: every overview and listing column, exact."""
+    from tracker.store.overview import overview
+    from tracker.views import runs_exact
+
+    path, truth = recorded
+    out = tmp_path / "runs.csv"
+    result = CliRunner().invoke(main, ["--db", path, "export", "runs", "--out", str(out)])
+    assert result.exit_code == 0 and "Wrote 3 rows of the runs report" in result.output, result.output
+    printed = CliRunner().invoke(main, ["--db", path, "runs", "--format", "csv"]).output
+    assert out.read_text() == printed
+    store = Store(path)
+    columns, rows = runs_exact(overview(store.engine, heartbeat_timeout=store.heartbeat_timeout))
+    back = read_csv(out)
+    assert list(back.columns) == columns
+    for i, column in enumerate(columns):
+        assert [_cell(v) for v in back[column]] == [_cell(row[i]) for row in rows], column
+    assert {"param:lr", "best", "best_epoch", "host", "pid", "heartbeat_at"} <= set(columns)
+    best = dict(zip(back["name"], back["best"]))
+    assert set(back["metric"]) == {"loss"}  # the stopper's monitor
+    assert best["validated"] == min(truth["validated"]["history"]["loss"])  # exact
 
 
 def _cell(value):
@@ -237,7 +260,7 @@ def test_plot_command_writes_a_png(recorded, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_runs_command_imports_neither_pandas_nor_keras_nor_the_orm(recorded):
+def test_runs_command_imports_neither_pandas_numpy_keras_nor_the_orm(recorded):
     import subprocess
 
     path, _ = recorded
@@ -245,7 +268,7 @@ def test_runs_command_imports_neither_pandas_nor_keras_nor_the_orm(recorded):
         "import sys\n"
         "from tracker.cli import main\n"
         f"main(['--db', {path!r}, 'runs', '--sort', 'best:loss'], standalone_mode=False)\n"
-        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'tensorflow', 'keras', 'alembic')\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy', 'tensorflow', 'keras', 'alembic')\n"
         "                      or m.startswith('sqlalchemy.orm') or m == 'tracker.db.tables'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,65 +1,40 @@
-"""The ``tracker`` command line (also ``python cli.py``).
+"""The ``tracker`` command line (also ``python cli.py``): the group and the read commands.
 
-Read commands import neither Keras nor TensorFlow; only ``demo`` does.
-``runs`` does not even import pandas, so it starts in well under a second.
-Errors are one sentence on stderr and exit status 1, never a traceback.
+Read commands open the database read-only and never migrate it (an older
+schema gets one sentence saying to run ``tracker db upgrade``). They import
+neither Keras nor TensorFlow, and ``runs`` not even pandas, so it starts in
+well under a second. Tables (``--format table``, the default) are for people
+and fit the terminal (``tracker.views``, ``tracker.terminal``); ``csv`` and
+``json`` are exact and complete. Errors and closed pipes: see
+``tracker.cli_base.Group``. ``export``, ``plot``, ``watch``, ``db`` and
+``demo`` live in ``tracker.cli_tools``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
+from tracker.cli_base import (
+    Group,
+    constant,
+    database,
+    db_option,
+    echo_table,
+    emit_frame,
+    emit_rows,
+    format_option,
+    open_store,
+    pairs,
+)
 from tracker.db.engine import DEFAULT_DB
-from tracker.errors import TrackerError
+from tracker.errors import InvalidArgumentError
 
 __all__ = ["main"]
 
-FORMATS = ("table", "csv", "json")
 PHASES = ("fit", "validation", "evaluate", "predict")
-
-
-class _Group(click.Group):
-    """A click group that turns the user's mistakes (``TrackerError``) into one clean sentence.
-
-    Anything else is a bug and keeps its traceback.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except TrackerError as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(dict)["db"] = value
-
-
-def db_option(command: Any) -> Any:
-    """Let ``--db`` also follow the command name (``tracker runs --db x.db``)."""
-    return click.option(
-        "--db",
-        expose_value=False,
-        callback=_set_db,
-        is_eager=True,
-        help="Database path or SQLAlchemy URL (overrides the one before the command).",
-    )(command)
-
-
-def format_option(command: Any) -> Any:
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="table for people; csv or json (a list of row objects) for pipes.",
-    )(command)
 
 
 def read_command(name: str | None = None, **kwargs: Any) -> Any:
@@ -71,55 +46,7 @@ def read_command(name: str | None = None, **kwargs: Any) -> Any:
     return decorate
 
 
-def _db(ctx: click.Context) -> str:
-    root = ctx.find_root()
-    return (ctx.obj or {}).get("db") or root.params.get("db") or DEFAULT_DB
-
-
-def _existing_url(ctx: click.Context) -> str:
-    """The database URL, refusing a missing or non-SQLite file (never created, never upgraded)."""
-    from tracker.db.engine import check_readable, resolve_url
-
-    url = resolve_url(_db(ctx))
-    check_readable(url)
-    return url
-
-
-def _store(ctx: click.Context) -> Any:
-    from tracker.store import Store
-
-    return Store(_db(ctx))
-
-
-def _emit_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> None:
-    from tracker.formatting import render
-
-    click.echo(render(columns, rows, fmt))
-
-
-def _emit(frame: Any, fmt: str) -> None:
-    from tracker.formatting import frame_rows
-
-    _emit_rows(*frame_rows(frame), fmt)
-
-
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE.", param_hint=f"--{what}")
-        if what == "param":
-            try:
-                out[key] = json.loads(value)
-            except ValueError:
-                out[key] = value
-        else:
-            out[key] = value
-    return out
-
-
-@click.group(cls=_Group)
+@click.group(cls=Group)
 @click.option(
     "--db",
     envvar="TRACKER_DB",
@@ -144,54 +71,58 @@ def main(ctx: click.Context, db: str) -> None:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Only runs with this param, VALUE as JSON (repeatable).")
 @click.option("--sort", help="started_at (default), -started_at, name, best:KEY or final:KEY, optionally :min/:max.")
 @click.option("--limit", type=int, help="Show at most this many runs.")
+@click.option("--metric", help="Epoch key whose best value and epoch to show (default: the sort key, else the "
+              "stoppers' monitor, else val_loss, else the first val_* key, else loss).")
+@click.option("--wide", is_flag=True, help="Table: every column (host, pid, model, heartbeat...), ids in full.")
 def runs(ctx: click.Context, fmt: str, status: tuple[str, ...], name: str | None, tags: tuple[str, ...],
-         params: tuple[str, ...], sort: str | None, limit: int | None) -> None:
-    """List runs, filtered and sorted (best:val_loss sorts by the best val_loss)."""
+         params: tuple[str, ...], sort: str | None, limit: int | None, metric: str | None, wide: bool) -> None:
+    """List runs and which is best: params that differ, best metric, stops, evaluate results."""
     from tracker.db.migrate import open_for_reading
-    from tracker.store.filters import runs_statement
+    from tracker.store.filters import parse_sort
+    from tracker.store.liveness import HEARTBEAT_TIMEOUT
+    from tracker.store.overview import overview
+    from tracker.views import runs_exact, runs_table
 
-    stmt, _ = runs_statement(
-        status=list(status) or None,
-        name=name,
-        tags=_pairs(tags, "tag"),
-        params=_pairs(params, "param"),
-        sort=sort,
-        limit=limit,
+    order = parse_sort(sort)
+    engine, _ = open_for_reading(database(ctx))
+    found = overview(
+        engine, status=list(status) or None, name=name, tags=pairs(tags, "tag"), params=pairs(params, "param"),
+        sort=sort, limit=limit, metric=metric or (order.key if order.kind == "best" else None),
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
     )
-    from tracker.store.liveness import apply_liveness
-
-    engine, _ = open_for_reading(_db(ctx))
-    with engine.connect() as conn:
-        result = conn.execute(stmt)
-        columns = list(result.keys())
-        rows = [list(row) for row in result.all()]
-    _emit_rows(columns, apply_liveness(columns, rows, list(status) or None), fmt)
+    if fmt != "table":
+        emit_rows(*runs_exact(found), fmt)
+        return
+    columns, rows = runs_table(found, wide=wide, sort_key=order.key, sort_kind=order.kind)
+    echo_table(columns, rows, keys=("run_id", "name"), empty="No runs match.")
 
 
 @read_command()
 @click.argument("run")
 def show(ctx: click.Context, fmt: str, run: str) -> None:
-    """Show one run: status, times, versions, params, tags, phases, metrics, decisions."""
-    from tracker.formatting import json_value
-
-    summary = _store(ctx).run(run)
-    if fmt == "json":
-        out = {k: (v.to_dict(orient="records") if hasattr(v, "to_dict") else v) for k, v in summary.items()}
-        click.echo(json.dumps(out, default=json_value, ensure_ascii=False))
-        return
+    """Show one run: status, times, versions, params, tags, phases, metrics, evaluate results, decisions."""
     if fmt == "csv":
-        _emit_rows(["field", "value"], [[k, v] for k, v in summary["run"].items()], "csv")
+        raise InvalidArgumentError(
+            "show prints several tables (run, params, tags, phases, metrics, evaluations, LR changes, early "
+            "stops, restores), which one CSV cannot hold; use --format json, or one table per command with "
+            "--format csv: epochs, lr, early-stops, restores, compare."
+        )
+    from tracker.formatting import to_json
+
+    store = open_store(ctx)
+    summary = store.run(run)
+    if fmt == "json":
+        click.echo(json.dumps(to_json(summary), ensure_ascii=False))
         return
-    _emit_rows(["field", "value"], [[k, v] for k, v in summary["run"].items()], "table")
-    for section in ("params", "tags"):
-        if summary[section]:
-            click.echo(f"\n{section}:")
-            _emit_rows(["key", "value"], [[k, v] for k, v in summary[section].items()], "table")
-    for section in ("phases", "metrics", "lr_changes", "early_stops", "restores"):
-        frame = summary[section]
-        if len(frame):
-            click.echo(f"\n{section.replace('_', ' ')}:")
-            _emit(frame.drop(columns=[c for c in ("run_id",) if c in frame]), "table")
+    from tracker.store.runs import phase_labels
+    from tracker.views import show_tables
+
+    first = True
+    for title, columns, rows, keys in show_tables(summary, phase_labels(store.engine, [summary["run"]["id"]])):
+        if not first:
+            click.echo(f"\n{title}:")
+        first = False
+        echo_table(columns, rows, keys=keys)
 
 
 @read_command()
@@ -199,7 +130,13 @@ def show(ctx: click.Context, fmt: str, run: str) -> None:
 @click.option("--tidy", is_flag=True, help="One row per epoch and key instead of one column per key.")
 def epochs(ctx: click.Context, fmt: str, run: str, tidy: bool) -> None:
     """Show one row per epoch of RUN with every logged value."""
-    _emit(_store(ctx).epochs(run, tidy=tidy), fmt)
+    store = open_store(ctx)
+    run_id = store.resolve(run)
+    frame = store.epochs(run_id, tidy=tidy)
+    drop = ["run_id"] + (["phase"] if constant(frame, "phase_seq") else [])
+    if "redone" in frame and not frame["redone"].any():
+        drop.append("redone")
+    emit_frame(store, frame, fmt, run_id=run_id, times="duration", drop=drop, keys=("phase", "epoch"))
 
 
 @read_command()
@@ -208,7 +145,11 @@ def epochs(ctx: click.Context, fmt: str, run: str, tidy: bool) -> None:
 @click.option("--tidy", is_flag=True, help="One row per batch and key instead of one column per key.")
 def batches(ctx: click.Context, fmt: str, run: str, phase: str, tidy: bool) -> None:
     """Show the recorded batches of RUN (Keras' running means, under Keras' batch index)."""
-    _emit(_store(ctx).batches(run, phase, tidy=tidy), fmt)
+    store = open_store(ctx)
+    run_id = store.resolve(run)
+    frame = store.batches(run_id, phase, tidy=tidy)
+    drop = ["run_id"] + (["phase"] if constant(frame, "phase_seq") else [])
+    emit_frame(store, frame, fmt, run_id=run_id, drop=drop, keys=("phase", "epoch", "batch"))
 
 
 @read_command()
@@ -216,13 +157,16 @@ def batches(ctx: click.Context, fmt: str, run: str, phase: str, tidy: bool) -> N
 @click.option("--series", is_flag=True, help="The LR series (phase start, epochs, batches) instead of the per-epoch report.")
 def lr(ctx: click.Context, fmt: str, run: str, series: bool) -> None:
     """Show the learning rate of each epoch of RUN, and each change with its source."""
-    store = _store(ctx)
+    store = open_store(ctx)
+    run_id = store.resolve(run)
     if series:
-        _emit(store.lr_series(run), fmt)
-        return
-    from tracker.reports import lr_report
+        frame = store.lr_series(run_id)
+    else:
+        from tracker.reports import lr_report
 
-    _emit(lr_report(store, [run]), fmt)
+        frame = lr_report(store, [run_id])
+    drop = ["run_id", "name"] + (["optimizer"] if constant(frame, "optimizer") else [])
+    emit_frame(store, frame, fmt, run_id=run_id, drop=drop, keys=("phase", "epoch"))
 
 
 @read_command("early-stops")
@@ -231,9 +175,9 @@ def early_stops(ctx: click.Context, fmt: str, runs: tuple[str, ...]) -> None:
     """Show early-stop decisions (all runs, or RUNS): who stopped, when, and why."""
     import pandas as pd
 
-    store = _store(ctx)
+    store = open_store(ctx)
     frames = [store.early_stops(r) for r in runs] if runs else [store.early_stops()]
-    _emit(pd.concat(frames, ignore_index=True), fmt)
+    emit_frame(store, pd.concat(frames, ignore_index=True), fmt)
 
 
 @read_command()
@@ -242,132 +186,40 @@ def restores(ctx: click.Context, fmt: str, runs: tuple[str, ...]) -> None:
     """Show where weights were restored (all runs, or RUNS): the early-stopping report."""
     from tracker.reports import early_stopping_report
 
-    _emit(early_stopping_report(_store(ctx), list(runs) or None), fmt)
+    store = open_store(ctx)
+    emit_frame(store, early_stopping_report(store, list(runs) or None), fmt)
 
 
 @read_command()
 @click.argument("runs", nargs=-1, required=True)
 def compare(ctx: click.Context, fmt: str, runs: tuple[str, ...]) -> None:
-    """Compare RUNS: differing params, best and final metrics, stops, restores, LR."""
-    from tracker.reports import compare_runs
+    """Compare RUNS: differing params, best and final metrics, evaluate results, stops, restores, LR."""
+    from tracker.formatting import frame_rows
+    from tracker.reports import compare_runs, run_labels
 
-    frame = compare_runs(_store(ctx), list(runs))
-    if fmt == "table":
-        frame = frame.set_index("name").T.reset_index().rename(columns={"index": "field"})
-    _emit(frame, fmt)
+    store = open_store(ctx)
+    frame = compare_runs(store, list(runs))
+    columns, rows = frame_rows(frame)
+    if fmt != "table":
+        emit_rows(columns, rows, fmt)
+        return
+    from tracker.views import table_view, transpose
 
-
-@main.command()
-@db_option
-@click.argument("report", type=click.Choice(["compare", "early-stopping", "history", "lr", "runs"]))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="File to write (.csv or .json).")
-@click.option("--runs", "run_refs", multiple=True, help="Runs to include (repeatable). Default: all runs.")
-@click.option("--keep-formulas", is_flag=True, help="Do not prefix text cells starting with = + - @ with a quote.")
-@click.pass_context
-def export(ctx: click.Context, report: str, out: str, run_refs: tuple[str, ...], keep_formulas: bool) -> None:
-    """Export REPORT (compare, early-stopping, history, lr, runs) to a CSV or JSON file."""
-    from tracker.export import export as write
-    from tracker.reports import REPORTS
-
-    store = _store(ctx)
-    frame = store.runs() if report == "runs" else REPORTS[report](store, list(run_refs) or None)
-    path = write(frame, out, neutralise_formulas=not keep_formulas)
-    click.echo(f"Wrote {len(frame)} rows of the {report} report to {path}")
+    labels = run_labels(store, list(frame["run_id"]))
+    headers = [labels[rid] for rid in frame["run_id"]]
+    columns, rows = table_view(columns, rows, times="keep")
+    echo_table(*transpose(columns, rows, headers, skip=("name",)), keys=("field",))
 
 
-@main.command()
-@db_option
-@click.argument("runs", nargs=-1, required=True)
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
-@click.option("--metric", "metrics", multiple=True, help="Epoch key to plot (repeatable). Default: loss, val_loss and one metric.")
-@click.option("--title", help="Plot title.")
-@click.pass_context
-def plot(ctx: click.Context, runs: tuple[str, ...], out: str, metrics: tuple[str, ...], title: str | None) -> None:
-    """Plot loss and metric curves of RUNS with the LR, stops and restores, to a PNG."""
-    from tracker.plots import plot_runs
+# The commands that write files, follow a run or manage the database.
+from tracker.cli_base import database, db_option  # noqa: E402
+from tracker.cli_db import register as _register_team_commands  # noqa: E402
+from tracker.cli_tools import db, demo, export, plot, watch  # noqa: E402
 
-    path = plot_runs(_store(ctx), list(runs), out, metrics=list(metrics) or None, title=title)
-    click.echo(f"Wrote {path}")
-
-
-@main.group(cls=_Group)
-def db() -> None:
-    """Create, upgrade, inspect and check the database schema."""
-
-
-@db.command()
-@db_option
-@click.pass_context
-def upgrade(ctx: click.Context) -> None:
-    """Create the database or upgrade it to the newest schema."""
-    from tracker.db.engine import describe
-    from tracker.db.migrate import head_revision, open_database
-
-    _, url = open_database(_db(ctx))
-    click.echo(f"{describe(url)} is at schema revision {head_revision()} (head).")
-
-
-@db.command()
-@db_option
-@click.pass_context
-def current(ctx: click.Context) -> None:
-    """Print the database's schema revision and whether it is the newest."""
-    from tracker.db.engine import describe, get_engine
-    from tracker.db.migrate import current_revision, head_revision
-
-    url = _existing_url(ctx)
-    with get_engine(url).connect() as conn:
-        revision = current_revision(conn)
-    head = head_revision()
-    if revision == head:
-        state = "head"
-    elif revision is None:
-        state = "empty; run 'tracker db upgrade'"
-    else:
-        state = f"older than head {head}; run 'tracker db upgrade'"
-    click.echo(f"{describe(url)}: {revision or 'no revision'} ({state})")
-
-
-@db.command()
-@db_option
-@click.pass_context
-def check(ctx: click.Context) -> None:
-    """Check integrity, the schema revision, and that tables match the models."""
-    from tracker.db.engine import describe, get_engine
-    from tracker.db.migrate import check_schema
-
-    url = _existing_url(ctx)
-    problems = check_schema(get_engine(url), url)
-    if problems:
-        raise click.ClickException(f"{describe(url)}: " + "; ".join(problems) + ".")
-    click.echo(f"{describe(url)}: ok (integrity, schema revision and tables all check out)")
-
-
-@main.command()
-@db_option
-@click.option("--epochs", "n_epochs", default=15, show_default=True, help="Epochs per run.")
-@click.pass_context
-def demo(ctx: click.Context, n_epochs: int) -> None:
-    """Train the guide's model on scikit-learn's digits with the tracker.
-
-    Runs the guide's early-stopping and learning-rate examples, then prints
-    the runs and the path of the database.
-    """
-    from tracker.db.engine import describe, resolve_url
-    from tracker.demo import run_demo
-
-    path = _db(ctx)
-    click.echo("Training the guide's model on scikit-learn's digits (784 inputs)...", err=True)
-    run_demo(path, epochs=n_epochs)
-    _emit(_store(ctx).runs(), "table")
-    click.echo(f"\nDatabase: {describe(resolve_url(path))}")
-    click.echo(f"Next: tracker --db {path} show demo-early-stopping")
+for _command in (export, plot, watch, db, demo):
+    main.add_command(_command)
+_register_team_commands(db, db_option, database)  # db grant, db copy
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
-from tracker import cli_db as _cli_db  # noqa: E402  (the team server's db commands)
-
-_cli_db.register(db, db_option, _db)
+    main()

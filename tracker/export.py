@@ -17,7 +17,7 @@ from typing import Any
 from tracker.errors import InvalidArgumentError
 from tracker.formatting import frame_rows, render
 
-__all__ = ["export", "read_csv"]
+__all__ = ["export", "export_rows", "read_csv"]
 
 
 def export(frame: Any, path: str | Path, *, fmt: str | None = None, neutralise_formulas: bool = True) -> Path:
@@ -33,13 +33,22 @@ def export(frame: Any, path: str | Path, *, fmt: str | None = None, neutralise_f
     Raises:
         ValueError: ``fmt`` is not csv or json, or the folder does not exist.
     """
+    columns, rows = frame_rows(frame)
+    return export_rows(columns, rows, path, fmt=fmt, neutralise_formulas=neutralise_formulas)
+
+
+def export_rows(columns: list[str], rows: list[list[Any]], path: str | Path, *, fmt: str | None = None,
+                neutralise_formulas: bool = True) -> Path:
+    """Write plain rows (``columns``, ``rows``) to ``path`` as CSV or JSON and return the path.
+
+    Takes the arguments of ``export`` and raises what it raises.
+    """
     out = Path(path)
     kind = (fmt or out.suffix.lstrip(".") or "csv").lower()
     if kind not in ("csv", "json"):
         raise InvalidArgumentError(f"Cannot export as {kind!r}; use a .csv or .json file.")
     if not out.parent.is_dir():
         raise InvalidArgumentError(f"Cannot write {out}: the folder {out.parent} does not exist.")
-    columns, rows = frame_rows(frame)
     out.write_text(render(columns, rows, kind, neutralise_formulas=neutralise_formulas) + "\n", encoding="utf-8")
     return out
 

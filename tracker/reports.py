@@ -1,7 +1,7 @@
 """Reports: plain functions from a Store to a DataFrame, ready for CSV.
 
 Every report returns CSV-friendly columns (text, numbers, booleans, times as
-ISO text) so that ``export(report, "x.csv")`` read back by
+ISO text with their zone, ``+00:00``) so that ``export(report, "x.csv")`` read back by
 ``pandas.read_csv`` equals the DataFrame. Imports neither Keras nor
 TensorFlow.
 """
@@ -23,7 +23,11 @@ __all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report
 
 
 def _iso(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+    """A stored time (UTC) as ISO 8601 text with its zone: ``2026-11-27T12:56:08.589661+00:00``."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
 
 
 def _scalar(value: Any) -> Any:
@@ -59,7 +63,9 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     ``param:NAME`` for each parameter whose value differs between the runs,
     then for each numeric epoch key ``best:KEY``, ``best_epoch:KEY``,
     ``final:KEY`` and ``final_epoch:KEY`` (best is min or max by the key's
-    direction, as in ``Store.runs(sort=...)``).
+    direction, as in ``Store.runs(sort=...)``), then ``eval:KEY`` for each
+    key of the results of a run's last ``evaluate`` call (missing for a run
+    that did not evaluate).
 
     A handful of queries with ``run_id IN (...)``, whatever the number of runs.
 
@@ -128,6 +134,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             .order_by(Key.name)
         ).mappings():
             metrics[m["run_id"]].append(m)
+    evaluations = _last_evaluations(store, run_ids)
     keys = sorted({k for p in params.values() for k in p})
     differing = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=repr) for p in params.values()}) > 1]
     rows = []
@@ -160,22 +167,39 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             row[f"best_epoch:{m['key']}"] = m["best_max_epoch"] if high else m["best_min_epoch"]
             row[f"final:{m['key']}"] = m["final"] if m["final"] is not None else float("nan")
             row[f"final_epoch:{m['key']}"] = m["final_epoch"]
+        for key, value in evaluations.get(rid, {}).items():
+            row[f"eval:{key}"] = value
         rows.append(row)
     columns = ["run_id", "name", "status", "started_at", "duration_s", "epochs", "stopped_epoch", "restored_epoch", "lr_start", "lr_end", "resumed_at_epoch"]
     columns += [f"param:{k}" for k in differing]
     for key in sorted(metric_keys):
         columns += [f"best:{key}", f"best_epoch:{key}", f"final:{key}", f"final_epoch:{key}"]
+    columns += [f"eval:{k}" for k in sorted({k for values in evaluations.values() for k in values})]
     data: dict[str, Any] = {}
     for column in columns:
         cells = [row.get(column) for row in rows]
         cells = [None if c is pd.NA else c for c in cells]
         if column in ("stopped_epoch", "restored_epoch", "resumed_at_epoch") or column.startswith(("best_epoch:", "final_epoch:")):
             data[column] = pd.array([None if c is None else int(c) for c in cells], dtype="Int64")
-        elif column.startswith(("best:", "final:", "lr_")) or column == "duration_s":
+        elif column.startswith(("best:", "final:", "lr_")) or column == "duration_s" or (
+                column.startswith("eval:") and all(c is None or isinstance(c, float) for c in cells)):
             data[column] = float_column(cells)
         else:
             data[column] = pd.Series(cells, dtype="object") if any(c is None for c in cells) else cells
     return pd.DataFrame(data, columns=columns)
+
+
+def _last_evaluations(store: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The results of each run's last ``evaluate`` call, by run id and key (one query)."""
+    from tracker.formatting import frame_rows
+    from tracker.store.series import META_COLUMNS, evaluations_frame
+
+    columns, rows = frame_rows(evaluations_frame(store.engine, list(run_ids)))
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:  # ordered by run and call: the last call of a run wins
+        cells = dict(zip(columns, row))
+        out[cells["run_id"]] = {k: v for k, v in cells.items() if k not in META_COLUMNS and v is not None}
+    return out
 
 
 def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.DataFrame:
@@ -212,20 +236,37 @@ def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.D
         "run_id", "name", "phase", "phase_seq", "stopper", "stopped", "monitor", "best_epoch", "best", "stopped_epoch",
         "last_epoch", "restored_epoch", "restored_by", "hook", "value_at_last", "value_at_restored", "recovered",
     ]
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in ("phase_seq", "best_epoch", "stopped_epoch", "last_epoch", "restored_epoch"):
-        frame[column] = frame[column].astype("Int64")
-    for column in ("best", "value_at_last", "value_at_restored", "recovered"):
-        frame[column] = frame[column].astype("float64")
-    return frame
+    return _frame(rows, columns, ints=("phase_seq", "best_epoch", "stopped_epoch", "last_epoch", "restored_epoch"),
+                  floats=("best", "value_at_last", "value_at_restored", "recovered"))
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str], *, ints: Sequence[str] = (),
+           floats: Sequence[str] = (), bools: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows of dicts as a frame whose missing cells (None, ``<NA>``) stay missing, apart from NaN.
+
+    ``ints`` become ``Int64``, ``floats`` ``float64`` (``Float64`` when a cell
+    is missing: a logged NaN stays NaN), ``bools`` ``bool``; text keeps None.
+    """
+    data: dict[str, Any] = {}
+    for column in columns:
+        cells = [None if r[column] is pd.NA else r[column] for r in rows]
+        if column in ints:
+            data[column] = pd.array(cells, dtype="Int64")
+        elif column in floats:
+            data[column] = float_column(cells)
+        elif column in bools:
+            data[column] = pd.array([bool(c) for c in cells], dtype=bool)
+        else:  # text: a gap read from a pandas text column is NaN, and is missing
+            data[column] = pd.Series([None if isinstance(c, float) and c != c else c for c in cells], dtype="object")
+    return pd.DataFrame(data, columns=columns)
 
 
 def _early_row(labels: pd.Series, run_id: str, phase_seq: Any, stop: Any, restore: Any) -> dict[str, Any]:
     monitor = (restore["monitor"] if restore is not None else None) or (stop.monitor if stop is not None else None)
-    at_last = restore["value_at_last"] if restore is not None else float("nan")
-    at_restored = restore["value_at_restored"] if restore is not None else float("nan")
-    recovered = at_last - at_restored
-    if monitor and maximised(monitor):
+    at_last = restore["value_at_last"] if restore is not None else None
+    at_restored = restore["value_at_restored"] if restore is not None else None
+    recovered = None if at_last is None or at_restored is None else at_last - at_restored
+    if recovered is not None and monitor and maximised(monitor):
         recovered = -recovered
     return {
         "run_id": run_id,
@@ -236,7 +277,7 @@ def _early_row(labels: pd.Series, run_id: str, phase_seq: Any, stop: Any, restor
         "stopped": bool(stop.stopped) if stop is not None else False,
         "monitor": monitor,
         "best_epoch": stop.best_epoch if stop is not None else pd.NA,
-        "best": stop.best if stop is not None else float("nan"),
+        "best": stop.best if stop is not None else None,
         "stopped_epoch": stop.stopped_epoch if stop is not None else pd.NA,
         "last_epoch": restore["last_epoch"] if restore is not None else (stop.epoch if stop is not None else pd.NA),
         "restored_epoch": restore["restored_epoch"] if restore is not None else pd.NA,
@@ -306,19 +347,13 @@ def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
                     "step": s.step,
                     "lr": s.lr,
                     "changed": c is not None,
-                    "old_lr": c["old_lr"] if c is not None else float("nan"),
+                    "old_lr": c["old_lr"] if c is not None else None,
                     "source": c["source"] if c is not None else None,
                     "hook": c["hook"] if c is not None else None,
                 }
             )
     columns = ["run_id", "name", "phase", "phase_seq", "optimizer", "epoch", "step", "lr", "changed", "old_lr", "source", "hook"]
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in ("phase_seq", "epoch", "step"):
-        frame[column] = frame[column].astype("Int64")
-    for column in ("lr", "old_lr"):
-        frame[column] = frame[column].astype("float64")
-    frame["changed"] = frame["changed"].astype(bool)
-    return frame
+    return _frame(rows, columns, ints=("phase_seq", "epoch", "step"), floats=("lr", "old_lr"), bools=("changed",))
 
 
 #: Reports by the name the CLI's ``export`` uses. Each takes (store, runs or None).

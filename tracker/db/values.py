@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tracker.db.bits import decode, decode_bits, float_bits
 from tracker.errors import TrackingWarning
 
 __all__ = [
@@ -54,16 +55,6 @@ class Encoded(NamedTuple):
     value: float | None
     bits: int | None
     text: str | None
-
-
-def float_bits(x: float) -> int:
-    """Return the IEEE-754 bit pattern of a float64 as a signed 64-bit integer."""
-    return _UNPACK.unpack(_PACK.pack(x))[0]
-
-
-def decode_bits(bits: int) -> float:
-    """Return the float64 whose bit pattern is the signed 64-bit ``bits``."""
-    return _PACK.unpack(_UNPACK.pack(bits))[0]
 
 
 def _float(x: float) -> Encoded:
@@ -118,19 +109,6 @@ def encode(value: Any) -> Encoded:
     if isinstance(value, bytes):
         return Encoded(None, None, value.decode("utf-8", errors="backslashreplace"))
     return Encoded(None, None, repr(value))
-
-
-def decode(value: float | None, bits: int | None, text: str | None) -> Any:
-    """Return the logged value stored as ``(value, bits, text)``.
-
-    Exact integers beyond float64 come back as ``int``; other numbers as a
-    bit-exact ``float``; other values as their stored text; None as None.
-    """
-    if text is not None:
-        return int(text) if bits is not None else text
-    if bits is not None:
-        return decode_bits(bits)
-    return None if value is None else float(value)
 
 
 def flatten_logs(logs: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:

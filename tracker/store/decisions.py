@@ -25,7 +25,7 @@ from tracker.db.tables import (
 )
 from tracker.db.values import decode
 from tracker.status import PhaseKind
-from tracker.store.base import AnySelect, enum_values, int_columns, read_frame
+from tracker.store.base import AnySelect, enum_values, float_column, int_columns, read_frame
 
 __all__ = ["lr_changes_frame", "lr_series_frame", "early_stops_frame", "restores_frame"]
 
@@ -95,7 +95,8 @@ def early_stops_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
     frame = read_frame(engine, _of_run(stmt, run_id))
     frame["stopped"] = frame["stopped"].astype(bool)
     for column in ("best", "min_delta", "baseline"):
-        frame[column] = frame[column].astype("float64")
+        # SQL NULL: the stopper had no value (a baseline of None); these plain REAL columns hold no NaN.
+        frame[column] = float_column([None if v is None or v != v else float(v) for v in frame[column]])
     return int_columns(
         frame, ["stopped_epoch", "batch", "best_epoch", "patience", "wait", "start_from_epoch", "epoch"]
     )

@@ -40,7 +40,7 @@ RUN_METRICS = table(
 KEYS = table("keys", column("id"), column("name", SafeString()))
 Run = RUNS.c
 
-__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement", "RUNS", "PARAMS", "TAGS", "RUN_METRICS", "KEYS", "RUN_STATUSES"]
+__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement", "check_metric_key", "RUNS", "PARAMS", "TAGS", "RUN_METRICS", "KEYS", "RUN_STATUSES"]
 
 _MAXIMISED = re.compile(r"acc|auc|precision|recall|f1|iou|r2|top_k|dice|map|score", re.IGNORECASE)
 
@@ -184,3 +184,29 @@ def runs_statement(
     if limit is not None:
         stmt = stmt.limit(limit)
     return stmt, order
+
+
+def check_metric_key(conn: Any, key: str | None, *, option: str) -> None:
+    """Refuse an epoch key that no run logged as a number, naming the keys that are known.
+
+    Args:
+        conn: A connection to the database.
+        key: The key asked for (``val_loss``); None passes.
+        option: How the user gave it, for the message (``--sort best:val_los``).
+
+    Raises:
+        InvalidArgumentError: no run has the key (when any run has keys at all).
+    """
+    if key is None:
+        return
+    known = sorted(n for (n,) in conn.execute(
+        select(KEYS.c.name).where(KEYS.c.id.in_(select(RUN_METRICS.c.key_id).distinct()))
+    ))
+    if not known or key in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    shown = ", ".join(known[:40]) + (f" and {len(known) - 40} more" if len(known) > 40 else "")
+    raise InvalidArgumentError(f"No run logged {key!r} ({option}); the epoch keys are: {shown}.{hint}")

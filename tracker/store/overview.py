@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import Engine, column, select, table
 
-from tracker.db.values import decode
-from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, maximised, runs_statement
+from tracker.db.bits import decode
+from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, check_metric_key, maximised, runs_statement
 from tracker.store.liveness import apply_liveness
 
 __all__ = ["Overview", "overview"]
@@ -49,6 +49,11 @@ class Overview:
     key in ``metric``, min or max by its direction), ``stopped_epoch``,
     ``restored_epoch``, then ``eval:KEY`` for each key of the last
     ``evaluate`` results of any listed run.
+
+    ``extra_columns`` and ``extra_rows``: the rest of the run listing (see
+    ``Store.runs``), row for row: ``model_name``, ``param_count``, ``host``,
+    ``pid``, ``heartbeat_at``, and with a ``best:``/``final:`` sort ``KEY``
+    and ``KEY_epoch``.
     """
 
     columns: list[str]
@@ -56,6 +61,8 @@ class Overview:
     metric: str | None
     differing: list[str] = field(default_factory=list)
     eval_keys: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+    extra_rows: list[list[Any]] = field(default_factory=list)
 
 
 def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
@@ -115,10 +122,12 @@ def overview(
     heartbeat_timeout: float,
 ) -> Overview:
     """Build the overview of the runs the filters select (see ``Store.runs`` for them)."""
-    stmt, _ = runs_statement(
+    stmt, order = runs_statement(
         status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
     )
     with engine.connect() as conn:
+        check_metric_key(conn, order.key, option=f"sort {sort}")
+        check_metric_key(conn, metric, option=f"metric {metric}")
         result = conn.execute(stmt)
         listing_columns = list(result.keys())
         listed = [list(r) for r in result.all()]
@@ -204,7 +213,9 @@ def overview(
         named = {key_names[k]: v for k, v in evals.get(rid, (0, {}))[1].items() if k in key_names}
         out += [named.get(k) for k in eval_keys]
         rows.append(out)
-    return Overview(columns, rows, metric_name, differing, eval_keys)
+    extra = [c for c in listing_columns if c not in columns]
+    extra_rows = [[row[at[c]] for c in extra] for row in listed]
+    return Overview(columns, rows, metric_name, differing, eval_keys, extra, extra_rows)
 
 
 def _param(text: Any) -> Any:

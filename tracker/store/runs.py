@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select
 from tracker.db.tables import Key, Param, Phase, Run, RunMetric, Tag
 from tracker.status import PhaseKind
 from tracker.store.base import enum_values, int_columns, read_frame
-from tracker.store.filters import maximised, runs_statement
+from tracker.store.filters import check_metric_key, maximised, runs_statement
 from tracker.store.liveness import apply_liveness, effective_status
 
-__all__ = ["runs_frame", "params_of", "tags_of", "metrics_frame", "run_summary", "phases_frame"]
+__all__ = ["runs_frame", "params_of", "tags_of", "metrics_frame", "run_summary", "phases_frame", "phase_labels"]
 
 
 def runs_frame(
@@ -39,6 +39,7 @@ def runs_frame(
         status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
     )
     with engine.connect() as conn:
+        check_metric_key(conn, order.key, option=f"sort {sort}")
         result = conn.execute(stmt)
         columns = list(result.keys())
         rows = [list(r) for r in result.all()]
@@ -131,3 +132,40 @@ def run_summary(engine: Engine, run_id: str, *, heartbeat_timeout: float) -> dic
         timeout=heartbeat_timeout,
     )
     return info
+
+
+def phase_labels(engine: Engine, run_ids: Sequence[str]) -> dict[tuple[str, int], str]:
+    """A name for people for each phase of the runs, by ``(run_id, phase_seq)``.
+
+    The kind (``fit``, ``evaluate``, ``predict``) when the run made one call
+    of that kind, else the kind and its ordinal (``fit 2``: the run's second
+    fit). A validation pass is ``validation``, or ``validation (fit 2)`` when
+    the run has several fits.
+    """
+    labels: dict[tuple[str, int], str] = {}
+    ids = list(dict.fromkeys(run_ids))
+    for i in range(0, len(ids), 900):
+        with engine.connect() as conn:
+            found = conn.execute(
+                select(Phase.run_id, Phase.id, Phase.seq, Phase.kind, Phase.parent_id)
+                .where(Phase.run_id.in_(ids[i : i + 900]))
+                .order_by(Phase.run_id, Phase.seq)
+            ).all()
+        calls: dict[tuple[str, str], list[int]] = {}
+        for run_id, _, seq, kind, _ in found:
+            if kind != PhaseKind.VALIDATION:
+                calls.setdefault((run_id, PhaseKind(kind).value), []).append(seq)
+        name_of: dict[int, str] = {}
+        for run_id, phase_id, seq, kind, _ in found:
+            name = PhaseKind(kind).value
+            if name != PhaseKind.VALIDATION.value:
+                seqs = calls[(run_id, name)]
+                labels[(run_id, seq)] = name_of[phase_id] = name if len(seqs) == 1 else f"{name} {seqs.index(seq) + 1}"
+        for run_id, _, seq, kind, parent in found:
+            if PhaseKind(kind) == PhaseKind.VALIDATION:
+                fits = calls.get((run_id, PhaseKind.FIT.value), [])
+                parent_name = name_of.get(parent) if parent is not None else None
+                labels[(run_id, seq)] = (
+                    "validation" if len(fits) <= 1 or parent_name is None else f"validation ({parent_name})"
+                )
+    return labels

@@ -352,7 +352,9 @@ class Store:
         TerminateOnNaN), ``best_epoch``, ``monitor``, ``best``, ``patience``,
         ``wait``, ``mode``, ``min_delta``, ``baseline``, ``start_from_epoch``,
         and ``epoch`` (the epoch of the decision: where it stopped, or the
-        last epoch for one that did not).
+        last epoch for one that did not). ``best``, ``min_delta`` and
+        ``baseline`` are ``<NA>`` where the stopper had none (SQL columns,
+        which cannot hold a NaN).
 
         Raises:
             UnknownRunError: ``run`` names no run.

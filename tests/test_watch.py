@@ -1,0 +1,132 @@
+"""``tracker watch`` follows a fit running in another process, in a terminal and into a pipe.
+
+The fit (tests/scripts/gated_fit.py) waits before each epoch until the test
+has seen the previous one in the view, so the test needs no sleeps: it
+polls, with timeouts.
+"""
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tracker import Store
+from tracker.watch import NOT_OBSERVABLE
+
+HERE = Path(__file__).resolve().parent
+TRACKER = Path(sys.executable).parent / "tracker"
+EPOCHS = 4
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_started(db):
+    try:
+        return Store(db).resolve("watched")
+    except Exception:  # the file or the run does not exist yet
+        return None
+
+
+class Terminal:
+    """A process on a pseudo-terminal of 100 x 30 (what an SSH session gives rich), read as it writes."""
+
+    def __init__(self, args):
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env.pop("COLUMNS", None)
+        env.pop("LINES", None)
+        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+        os.close(slave)
+        self.master, self.raw = master, b""
+
+    def read(self):
+        while select.select([self.master], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the process ended and closed the terminal
+                break
+            if not chunk:
+                break
+            self.raw += chunk
+        return ANSI.sub("", self.raw.decode("utf-8", "replace"))
+
+    def showing(self, text):
+        """Everything written so far, if ``text`` is in it; else None."""
+        screen = self.read()
+        return screen if text in screen else None
+
+
+@pytest.fixture
+def fit(tmp_path):
+    db, gates = str(tmp_path / "watch.db"), tmp_path / "gates"
+    gates.mkdir()
+    proc = subprocess.Popen([sys.executable, str(HERE / "scripts" / "gated_fit.py"), db, str(gates), str(EPOCHS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: run_started(db) or proc.poll() is not None, 120, "the fit to create its run")
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        yield db, gates, proc
+    finally:
+        for k in range(EPOCHS):  # never leave the fit waiting
+            (gates / str(k)).touch()
+        proc.wait(timeout=120)
+
+
+def test_watch_refreshes_in_place_and_ends_cleanly_with_the_run(fit):
+    db, gates, proc = fit
+    term = Terminal([str(TRACKER), "--db", db, "watch", "--interval", "0.2"])
+    piped = subprocess.Popen([str(TRACKER), "--db", db, "watch", "watched", "--interval", "0.2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for k in range(EPOCHS - 1):
+        screen = wait_for(lambda: term.showing(f"{k + 1} of {EPOCHS} epochs done"), 60, f"epoch {k} in the view")
+        seen.append(screen.count("watched · "))
+        assert NOT_OBSERVABLE.split(";")[0] in " ".join(screen.split())  # said, not guessed, while it runs
+        (gates / str(k)).touch()
+    assert proc.wait(timeout=120) == 0
+    assert term.proc.wait(timeout=60) == 0
+    screen = term.read()
+    frames = screen.count("watched · ")
+    assert frames >= 2 and frames > seen[0], "the view was drawn again as epochs came in"
+    final = screen[screen.rindex("watched · "):]
+    assert "finished" in final and f"{EPOCHS} of {EPOCHS} epochs done" in final
+    assert re.search(r"EarlyStopping \(fit\): did not stop; val_loss best \S+ at epoch \d+, wait \d+ of\s+patience 50",
+                     final)
+    assert max(len(line) for line in final.splitlines()) <= 100
+
+    out, err = piped.communicate(timeout=60)
+    assert (piped.returncode, err) == (0, "")
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")][:EPOCHS] == [
+        f"epoch {k}" for k in range(EPOCHS)]
+    assert any("did not stop" in line for line in lines)
+
+
+def test_watch_of_an_unknown_run_is_one_sentence(tmp_path):
+    from click.testing import CliRunner
+
+    from tracker.cli import main
+
+    db = str(tmp_path / "empty.db")
+    assert CliRunner().invoke(main, ["--db", db, "db", "upgrade"]).exit_code == 0
+    done = CliRunner().invoke(main, ["--db", db, "watch", "no-such-run"])
+    assert done.exit_code == 1 and "No run matches 'no-such-run'" in done.output
+    assert len(done.output.strip().splitlines()) == 1

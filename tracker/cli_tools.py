@@ -1,0 +1,163 @@
+"""The ``tracker`` commands that write files, follow a run or manage the database.
+
+``export`` (a report to CSV or JSON), ``plot`` (PNG, SVG or PDF), ``watch``
+(a live view of a running run), ``db upgrade|current|check`` and ``demo``.
+Registered on the ``tracker`` group by ``tracker.cli``. ``db current`` and
+``db check`` open the database read-only, like the read commands.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tracker.cli_base import Group, database, db_option, echo_table, existing_url, open_store, plural
+
+__all__ = ["export", "plot", "watch", "db", "demo"]
+
+
+@click.command()
+@db_option
+@click.argument("report", type=click.Choice(["compare", "early-stopping", "history", "lr", "runs"]))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="File to write (.csv or .json).")
+@click.option("--runs", "run_refs", multiple=True, help="Runs to include (repeatable). Default: all runs.")
+@click.option("--keep-formulas", is_flag=True, help="Do not prefix text cells starting with = + - @ with a quote.")
+@click.pass_context
+def export(ctx: click.Context, report: str, out: str, run_refs: tuple[str, ...], keep_formulas: bool) -> None:
+    """Export REPORT (compare, early-stopping, history, lr, runs) to a CSV or JSON file."""
+    from tracker.export import export as write
+    from tracker.export import export_rows
+    from tracker.reports import REPORTS
+
+    store = open_store(ctx)
+    if report == "runs":
+        from tracker.views import runs_exact
+
+        from tracker.store.overview import overview
+
+        run_ids = [store.resolve(r) for r in run_refs] or None
+        columns, rows = runs_exact(overview(store.engine, run_ids=run_ids, heartbeat_timeout=store.heartbeat_timeout))
+        path = export_rows(columns, rows, out, neutralise_formulas=not keep_formulas)
+        count = len(rows)
+    else:
+        frame = REPORTS[report](store, list(run_refs) or None)
+        path = write(frame, out, neutralise_formulas=not keep_formulas)
+        count = len(frame)
+    click.echo(f"Wrote {plural(count, 'row')} of the {report} report to {path}")
+
+
+@click.command()
+@db_option
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="File to write: .png, .svg or .pdf (the suffix decides the format).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Epoch key to plot (repeatable); KEY and val_KEY share a panel. Default: one run: loss, "
+                   "val_loss and one metric; several runs: val_loss (loss too if a run has no val_loss).")
+@click.option("--title", help="Plot title.")
+@click.pass_context
+def plot(ctx: click.Context, runs: tuple[str, ...], out: str, metrics: tuple[str, ...], title: str | None) -> None:
+    """Plot RUNS: one panel per metric, the LR in a panel below, stops and restores marked."""
+    from tracker.plots import plot_runs
+
+    path = plot_runs(open_store(ctx), list(runs), out, metrics=list(metrics) or None, title=title)
+    click.echo(f"Wrote {path}")
+
+
+@click.command()
+@db_option
+@click.argument("run", default="latest")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between two reads of the database.")
+@click.pass_context
+def watch(ctx: click.Context, run: str, interval: float) -> None:
+    """Follow RUN (default: latest) live until it ends: epochs, LR, stoppers.
+
+    Refreshes in place in a terminal (also over SSH); into a pipe or file it
+    writes a line per new epoch. Exit status 0 when the run finished, 1 when
+    it failed, was interrupted or crashed.
+    """
+    from tracker.watch import watch_run
+
+    try:
+        status = watch_run(open_store(ctx), run, interval=interval)
+    except KeyboardInterrupt:  # the user stopped watching; the run goes on
+        ctx.exit(130)
+    ctx.exit(0 if status == "finished" else 1)
+
+
+@click.group(cls=Group)
+def db() -> None:
+    """Create, upgrade, inspect and check the database schema."""
+
+
+@db.command()
+@db_option
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Create the database or upgrade it to the newest schema."""
+    from tracker.db.engine import describe
+    from tracker.db.migrate import head_revision, open_database
+
+    _, url = open_database(database(ctx))
+    click.echo(f"{describe(url)} is at schema revision {head_revision()} (head).")
+
+
+@db.command()
+@db_option
+@click.pass_context
+def current(ctx: click.Context) -> None:
+    """Print the database's schema revision and whether it is the newest."""
+    from tracker.db.engine import describe, get_engine
+    from tracker.db.migrate import current_revision, head_revision
+
+    url = existing_url(ctx)
+    with get_engine(url, readonly=True).connect() as conn:
+        revision = current_revision(conn)
+    head = head_revision()
+    if revision == head:
+        state = "head"
+    elif revision is None:
+        state = "empty; run 'tracker db upgrade'"
+    else:
+        state = f"older than head {head}; run 'tracker db upgrade'"
+    click.echo(f"{describe(url)}: {revision or 'no revision'} ({state})")
+
+
+@db.command()
+@db_option
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check integrity, the schema revision, and that tables match the models."""
+    from tracker.db.engine import describe, get_engine
+    from tracker.db.migrate import check_schema
+
+    url = existing_url(ctx)
+    problems = check_schema(get_engine(url, readonly=True), url)
+    if problems:
+        raise click.ClickException(f"{describe(url)}: " + "; ".join(problems) + ".")
+    click.echo(f"{describe(url)}: ok (integrity, schema revision and tables all check out)")
+
+
+@click.command()
+@db_option
+@click.option("--epochs", "n_epochs", default=15, show_default=True, help="Epochs per run.")
+@click.pass_context
+def demo(ctx: click.Context, n_epochs: int) -> None:
+    """Train the guide's model on scikit-learn's digits with the tracker.
+
+    Runs the guide's early-stopping and learning-rate examples, then prints
+    the runs and the path of the database.
+    """
+    from tracker.db.engine import describe, resolve_url
+    from tracker.demo import run_demo
+
+    path = database(ctx)
+    click.echo("Training the guide's model on scikit-learn's digits (784 inputs)...", err=True)
+    run_demo(path, epochs=n_epochs)
+    from tracker.store.overview import overview
+    from tracker.views import runs_table
+
+    store = open_store(ctx)
+    echo_table(*runs_table(overview(store.engine, heartbeat_timeout=store.heartbeat_timeout)), keys=("run_id", "name"))
+    click.echo(f"\nDatabase: {describe(resolve_url(path))}")
+    click.echo(f"Next: tracker --db {path} show demo-early-stopping")
