@@ -212,7 +212,6 @@ def compare(ctx: click.Context, fmt: str, runs: tuple[str, ...]) -> None:
 
 
 # The commands that write files, follow a run or manage the database.
-from tracker.cli_base import database, db_option  # noqa: E402
 from tracker.cli_db import register as _register_team_commands  # noqa: E402
 from tracker.cli_tools import db, demo, export, plot, watch  # noqa: E402
 

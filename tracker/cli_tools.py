@@ -30,9 +30,8 @@ def export(ctx: click.Context, report: str, out: str, run_refs: tuple[str, ...],
 
     store = open_store(ctx)
     if report == "runs":
-        from tracker.views import runs_exact
-
         from tracker.store.overview import overview
+        from tracker.views import runs_exact
 
         run_ids = [store.resolve(r) for r in run_refs] or None
         columns, rows = runs_exact(overview(store.engine, run_ids=run_ids, heartbeat_timeout=store.heartbeat_timeout))
