@@ -333,3 +333,31 @@ def test_identical_weights_at_two_epochs_report_the_restorers_epoch_else_the_ear
     row = Store(db).restores(cb.run_id).iloc[0]
     assert row["restored_epoch"] == (restored if claim else 1)
     assert row["restored_by"] == "RestoreEpoch" and row["last_epoch"] == 3
+
+
+class StopperStateSpy(keras.callbacks.Callback):
+    """Test-only ground truth: the stoppers' own attributes after every on_epoch_end (listed last)."""
+
+    def __init__(self, stoppers):
+        super().__init__()
+        self.stoppers, self.seen = stoppers, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        for s in self.stoppers:
+            self.seen.append((epoch, type(s).__name__, s.wait, s.patience, float(s.best)))
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("position", POSITIONS)
+def test_each_stoppers_state_is_recorded_at_every_epoch_end(db, position):
+    x, y = guide_data()
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5)
+    spy = StopperStateSpy([stop, plateau])
+    tracker = TrackingCallback(db)
+    guide_model().fit(x, y, batch_size=32, epochs=5, validation_split=0.25, verbose=0,
+                      callbacks=[*arrange(position, tracker, [], [stop, plateau]), spy])
+    states = Store(db).stopper_states(tracker.run_id)
+    stored = [(int(r.epoch), r.stopper, int(r.wait), int(r.patience), float(r.best)) for r in states.itertuples()]
+    assert sorted(stored) == sorted(spy.seen)
+    assert set(states["monitor"]) == {"val_loss"}

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tracker import Store
-from tracker.watch import NOT_OBSERVABLE
 
 HERE = Path(__file__).resolve().parent
 TRACKER = Path(sys.executable).parent / "tracker"
@@ -99,7 +98,11 @@ def test_watch_refreshes_in_place_and_ends_cleanly_with_the_run(fit):
     for k in range(EPOCHS - 1):
         screen = wait_for(lambda: term.showing(f"{k + 1} of {EPOCHS} epochs done"), 60, f"epoch {k} in the view")
         seen.append(screen.count("watched · "))
-        assert NOT_OBSERVABLE.split(";")[0] in " ".join(screen.split())  # said, not guessed, while it runs
+        # Each stopper's state at the last epoch end, as recorded while the fit runs (not guessed).
+        flat = " ".join(screen[screen.rindex("watched · "):].split())
+        assert re.search(rf"EarlyStopping after epoch {k}: val_loss best \S+ at epoch \d+, wait \d+ of patience 50",
+                         flat), flat[-1500:]
+        assert re.search(rf"ReduceLROnPlateau after epoch {k}: val_loss best \S+", flat)
         (gates / str(k)).touch()
     assert proc.wait(timeout=120) == 0
     assert term.proc.wait(timeout=60) == 0

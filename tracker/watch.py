@@ -10,10 +10,9 @@ WAL keeps the reader and the training process apart) and shows:
 * the best value so far of the metric a stopper monitors (else
   ``val_loss``, else the first ``val_*`` key, else ``loss``) and how many
   epochs ago it was, computed from the stored epochs;
-* the stoppers' decisions, as recorded. A stopper's own state (``wait``,
-  ``patience``, ``best``) is written only when it stops training or when
-  the fit ends, so while a fit runs the view says so instead of guessing
-  it; decisions of an earlier fit of the run are shown as recorded then;
+* each stopper's state while the fit runs (its monitor, best, ``wait`` of
+  ``patience``), as recorded at the last epoch end once every callback had
+  run (``Store.stopper_states``), and the stoppers' decisions, as recorded;
 * the last epochs, as many as the terminal has room for.
 
 In a terminal, the view refreshes in place (rich's ``Live``; also over
@@ -43,11 +42,7 @@ if TYPE_CHECKING:
 
     from tracker.store import Store
 
-__all__ = ["Snapshot", "snapshot", "render_view", "epoch_line", "watch_run", "NOT_OBSERVABLE"]
-
-#: What the view says while a fit runs and no stopper decision of it is stored yet.
-NOT_OBSERVABLE = ("stoppers: wait and patience are recorded only when a stopper stops or the fit ends; "
-                  "not shown while the fit runs")
+__all__ = ["Snapshot", "snapshot", "render_view", "epoch_line", "watch_run"]
 
 
 @dataclass
@@ -60,6 +55,7 @@ class Snapshot:
     epochs: pd.DataFrame
     lr_changes: pd.DataFrame
     stops: pd.DataFrame
+    states: pd.DataFrame
     restores: pd.DataFrame
     labels: dict[tuple[str, int], str] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -79,6 +75,7 @@ def snapshot(store: Store, run_id: str) -> Snapshot:
         epochs=store.epochs(run_id),
         lr_changes=store.lr_changes(run_id),
         stops=store.early_stops(run_id),
+        states=store.stopper_states(run_id),
         restores=store.restores(run_id),
         labels=phase_labels(store.engine, [run_id]),
     )
@@ -182,7 +179,25 @@ def _stopper_lines(snap: Snapshot) -> list[str]:
     p = snap.fit
     if p is not None and p.status == "running" and not (
             len(snap.stops) and (snap.stops["phase_seq"] == p.phase_seq).any()):
-        lines.append(NOT_OBSERVABLE)
+        lines.extend(_live_states(snap, p))
+    return lines
+
+
+def _live_states(snap: Snapshot, p: Progress) -> list[str]:
+    """The running fit's stoppers, as they stood at the last epoch end."""
+    states = snap.states[snap.states["phase_seq"] == p.phase_seq] if len(snap.states) else snap.states
+    if not len(states):
+        return []
+    latest = states[states["epoch"] == states["epoch"].max()]
+    lines = []
+    for row in latest.itertuples(index=False):
+        parts = [f"{row.stopper} after epoch {row.epoch}:"]
+        if isinstance(row.monitor, str):
+            best = "" if pd.isna(row.best) else f" best {cell_text(float(row.best))}"
+            at = "" if pd.isna(row.best_epoch) else f" at epoch {row.best_epoch}"
+            parts.append(f"{row.monitor}{best}{at},")
+        parts.append(f"wait {cell_text(row.wait)} of patience {cell_text(row.patience)}")
+        lines.append(" ".join(parts))
     return lines
 
 

@@ -17,6 +17,8 @@ Create Date: 2026-11-27
 - ``epochs.superseded`` marks epochs thrown away by a resumed fit;
   ``run_metrics`` (now keyed by key_id) and ``runs.epoch_count`` are
   recomputed without them.
+- ``stopper_states``: each stopper's state (best, wait, patience...) at each
+  epoch end, for live views (new rows only: older runs have none).
 
 Every value is converted bit-exact; tests/test_migrations.py checks it on the
 databases that earlier revisions wrote (tests/data/revNNNN.db).
@@ -159,6 +161,27 @@ def upgrade() -> None:
         batch_op.create_index('ix_run_metrics_key_id_final', ['key_id', 'final'], unique=False)
     _rebuild_summaries(bind)
     op.drop_table('run_metrics_old')
+
+    # -- stoppers' state at each epoch end, for live views ------------------------
+    op.create_table('stopper_states',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('phase_id', sa.Integer(), nullable=False),
+    sa.Column('epoch', sa.Integer(), nullable=False),
+    sa.Column('stopper', sa.String(), nullable=False),
+    sa.Column('monitor', sa.String(), nullable=True),
+    sa.Column('mode', sa.String(), nullable=True),
+    sa.Column('min_delta', sa.Double(), nullable=True),
+    sa.Column('patience', sa.Integer(), nullable=True),
+    sa.Column('baseline', sa.Double(), nullable=True),
+    sa.Column('start_from_epoch', sa.Integer(), nullable=True),
+    sa.Column('best', sa.Double(), nullable=True),
+    sa.Column('best_epoch', sa.Integer(), nullable=True),
+    sa.Column('wait', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['phase_id'], ['phases.id'], name=op.f('fk_stopper_states_phase_id_phases'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_stopper_states'))
+    )
+    with op.batch_alter_table('stopper_states', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_stopper_states_phase_id'), ['phase_id'], unique=False)
 
 
 def _mark_superseded(bind: Any) -> None:

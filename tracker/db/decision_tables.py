@@ -13,7 +13,7 @@ from tracker.db.base import Base, enum_column
 from tracker.db.types import SafeString
 from tracker.status import LRPoint
 
-__all__ = ["LRChange", "LRSeries", "StopDecision", "Restore"]
+__all__ = ["LRChange", "LRSeries", "StopDecision", "StopperState", "Restore"]
 
 
 class LRChange(Base):
@@ -101,3 +101,27 @@ class Restore(Base):
     hook: Mapped[str | None] = mapped_column(String)
     at_epoch: Mapped[int | None] = mapped_column(Integer)
     fingerprint: Mapped[str | None] = mapped_column(String(32))
+
+
+class StopperState(Base):
+    """A stopper's (or ReduceLROnPlateau's) state at an epoch's end, once every callback has run.
+
+    One row per such callback of the fit (a callback with ``patience`` and
+    ``wait``) per epoch: what ``tracker watch`` shows while the fit runs.
+    """
+
+    __tablename__ = "stopper_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    stopper: Mapped[str] = mapped_column(String)
+    monitor: Mapped[str | None] = mapped_column(SafeString)
+    mode: Mapped[str | None] = mapped_column(SafeString)
+    min_delta: Mapped[float | None] = mapped_column(Double)
+    patience: Mapped[int | None] = mapped_column(Integer)
+    baseline: Mapped[float | None] = mapped_column(Double)
+    start_from_epoch: Mapped[int | None] = mapped_column(Integer)
+    best: Mapped[float | None] = mapped_column(Double)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    wait: Mapped[int | None] = mapped_column(Integer)

@@ -53,6 +53,7 @@ __all__ = [
     "LRChange",
     "LRSeries",
     "StopDecision",
+    "StopperState",
     "Restore",
     "RunMetric",
 ]
@@ -299,4 +300,4 @@ class RunMetric(Base):
 
 # The decision tables live in their own module; importing them here registers
 # them on Base.metadata, so the migrations and the schema check see every table.
-from tracker.db.decision_tables import LRChange, LRSeries, Restore, StopDecision  # noqa: E402
+from tracker.db.decision_tables import LRChange, LRSeries, Restore, StopDecision, StopperState  # noqa: E402

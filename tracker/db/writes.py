@@ -42,6 +42,7 @@ from tracker.db.tables import (
     Restore,
     Run,
     StopDecision,
+    StopperState,
     Tag,
 )
 from tracker.db.types import SafeText
@@ -175,6 +176,7 @@ class DecisionTable(Enum):
     LR_CHANGES = table_of(LRChange)
     LR_SERIES = table_of(LRSeries)
     STOPS = table_of(StopDecision)
+    STOPPER_STATES = table_of(StopperState)
     RESTORES = table_of(Restore)
 
 

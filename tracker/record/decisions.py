@@ -104,6 +104,19 @@ class StopsAndRestores:
             self.fingerprints[epoch] = fingerprint_model(self.model)
         return self.fingerprints[epoch]
 
+    def epoch_states(self, epoch: int) -> None:
+        """Once every ``on_epoch_end`` has run: each stopper's state (callbacks with patience and wait)."""
+        rows = []
+        for callback in self.siblings:
+            if getattr(callback, "capture_listener", None) is not None:
+                continue
+            if not (hasattr(callback, "patience") and hasattr(callback, "wait")):
+                continue
+            row = _reasoning(callback)
+            row.update(stopper=type(callback).__name__, epoch=epoch)
+            rows.append(row)
+        self._rows(DecisionTable.STOPPER_STATES, rows)
+
     def weights_setting(self, actor: Actor, epoch: int | None) -> None:
         # A restore inside on_epoch_end(k) by a callback listed before the
         # tracker: fingerprint epoch k as trained, before it is overwritten.

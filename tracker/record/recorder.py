@@ -239,6 +239,8 @@ class Recorder:
         if ended is None or fit is None:
             return
         self._epochs_written.add(ended.epoch)
+        # The stoppers' state first: a reader that sees the epoch sees its state too.
+        self.decisions.epoch_states(ended.epoch)
         self.writer.submit(
             InsertEpoch(self.identity.run_id, fit, ended.epoch, ended.started_at, ended.ended_at, ended.fingerprint,
                         logged_items(ended.logs))

@@ -22,12 +22,13 @@ from tracker.db.tables import (
     Restore,
     Run,
     StopDecision,
+    StopperState,
 )
 from tracker.db.values import decode
 from tracker.status import PhaseKind
 from tracker.store.base import AnySelect, enum_values, float_column, int_columns, read_frame
 
-__all__ = ["lr_changes_frame", "lr_series_frame", "early_stops_frame", "restores_frame"]
+__all__ = ["lr_changes_frame", "lr_series_frame", "early_stops_frame", "stopper_states_frame", "restores_frame"]
 
 _FIT = literal(PhaseKind.FIT.value).label("phase")
 
@@ -100,6 +101,24 @@ def early_stops_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
     return int_columns(
         frame, ["stopped_epoch", "batch", "best_epoch", "patience", "wait", "start_from_epoch", "epoch"]
     )
+
+
+def stopper_states_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
+    stmt = (
+        select(
+            Phase.run_id, Run.name, _FIT, Phase.seq.label("phase_seq"), StopperState.epoch, StopperState.stopper,
+            StopperState.monitor, StopperState.best, StopperState.best_epoch, StopperState.wait,
+            StopperState.patience, StopperState.mode, StopperState.min_delta, StopperState.baseline,
+            StopperState.start_from_epoch,
+        )
+        .join(Phase, Phase.id == StopperState.phase_id)
+        .join(Run, Run.id == Phase.run_id)
+        .order_by(Run.started_at, Phase.seq, StopperState.epoch, StopperState.id)
+    )
+    frame = read_frame(engine, _of_run(stmt, run_id))
+    for column in ("best", "min_delta", "baseline"):
+        frame[column] = float_column(list(frame[column]))
+    return int_columns(frame, ["epoch", "best_epoch", "wait", "patience", "start_from_epoch"])
 
 
 def restores_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:

@@ -361,6 +361,22 @@ class Store:
         """
         return decisions.early_stops_frame(self.engine, self._maybe(run))
 
+    def stopper_states(self, run: str | None = None) -> pd.DataFrame:
+        """Return each stopper's state at each epoch end, of one run or of every run.
+
+        One row per callback of a fit that has ``patience`` and ``wait``
+        (EarlyStopping, the guide's EarlyStoppingAtMinLoss, ReduceLROnPlateau)
+        per epoch, read once every callback's ``on_epoch_end`` has run.
+        Columns: ``run_id``, ``name``, ``phase``, ``phase_seq``, ``epoch``,
+        ``stopper``, ``monitor``, ``best``, ``best_epoch``, ``wait``,
+        ``patience``, ``mode``, ``min_delta``, ``baseline``,
+        ``start_from_epoch``. Runs recorded before schema revision 0006 have none.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return decisions.stopper_states_frame(self.engine, self._maybe(run))
+
     def restores(self, run: str | None = None) -> pd.DataFrame:
         """Return the fits that ended with the weights of an earlier epoch.
 
