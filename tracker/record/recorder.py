@@ -20,6 +20,7 @@ only after everything is written (or reported as not writable).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -45,6 +46,9 @@ from tracker.status import PhaseKind, Status
 __all__ = ["Recorder"]
 
 logger = logging.getLogger(__name__)
+_now = time.perf_counter
+# BatchRecord built from a tuple in C (its generated __new__ is a Python call).
+_record = functools.partial(tuple.__new__, BatchRecord)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +58,16 @@ _METHOD_KINDS = {
     "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
     "predict": {PhaseKind.PREDICT},
 }
+
+
+def _hooks_may_run_concurrently() -> bool:
+    """True unless Keras' backend runs batch hooks one at a time on the training thread (TensorFlow)."""
+    try:
+        from keras.src import backend
+
+        return bool(getattr(backend, "IS_THREAD_SAFE", True))
+    except Exception:  # noqa: BLE001 - assume the worst: keep the lock
+        return True
 
 
 @dataclass(slots=True)
@@ -104,11 +118,15 @@ class Recorder:
         self.strict = strict
         self.model: Any = None
         self.keras_params: Mapping[str, Any] = {}
+        self._add_batch = writer.add_batch
         self.ledger = Ledger(identity, writer)
         self.lr = LearningRates(writer.submit, log_batches=self.every > 0)
         self.decisions = StopsAndRestores(writer.submit)
         self.faults = Faults(strict=strict)
         self._lock = threading.Lock()
+        # Whether Keras may run batch hooks concurrently (its backends that are
+        # thread-safe dispatch them to a pool); read at each fit's start.
+        self._concurrent = True
         self._in_event: str | None = None
         self._siblings: list[Any] = []
         self._fit: PhaseHandle | None = None
@@ -133,6 +151,7 @@ class Recorder:
     @guarded("on_train_begin")
     def train_begin(self) -> None:
         fit = self._fit = self.ledger.begin_phase(PhaseKind.FIT, self.model, self.keras_params)
+        self._concurrent = _hooks_may_run_concurrently()
         self._epoch = None
         self._epoch_base = 0
         self._ended = None
@@ -194,17 +213,29 @@ class Recorder:
         if fit is None:
             return
         try:
-            with self._lock:
-                fit.batch_count += 1
-                if batch > self._epoch_last_batch:
-                    self._epoch_last_batch = batch
-                if self.every:
-                    record = BatchRecord(fit, self._epoch_base + batch, self._epoch, batch,
-                                         time.perf_counter() - fit.t0, dict(logs) if logs else None)
-                    if self._sample(record) and self.lr.has_schedule:
-                        self._epoch_batches.append(batch)
+            if self._concurrent:  # JAX, torch: Keras may run this on several worker threads at once
+                with self._lock:
+                    self._count_train_batch(fit, batch, logs)
+            else:  # TensorFlow runs batch hooks on the training thread, one at a time
+                self._count_train_batch(fit, batch, logs)
         except Exception as exc:  # noqa: BLE001
             self.faults.report(exc, "on_train_batch_end")
+
+    def _count_train_batch(self, fit: PhaseHandle, batch: int, logs: Mapping[str, Any] | None) -> None:
+        fit.batch_count += 1
+        if batch > self._epoch_last_batch:
+            self._epoch_last_batch = batch
+        every = self.every
+        if every == 1:  # the common case, kept short: it runs for every batch
+            self._add_batch(_record((fit, self._epoch_base + batch, self._epoch, batch,
+                                     _now() - fit.t0, dict(logs) if logs else None)))
+            if self.lr.has_schedule:
+                self._epoch_batches.append(batch)
+        elif every:
+            record = BatchRecord(fit, self._epoch_base + batch, self._epoch, batch, _now() - fit.t0,
+                                 dict(logs) if logs else None)
+            if self._sample(record) and self.lr.has_schedule:
+                self._epoch_batches.append(batch)
 
     @guarded("on_epoch_end")
     def epoch_end(self, epoch: int, logs: Mapping[str, Any] | None) -> None:

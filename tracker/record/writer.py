@@ -110,7 +110,7 @@ class Writer:
         self.strict = strict
         self._engine: Engine | None = None
         self._ops: deque[Any] = deque()
-        self._since_wake = 0
+        self._wake_at = flush_every  # wake the flusher when this many records are queued
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -146,9 +146,8 @@ class Writer:
                 return
         self._ops.append(record)
         self._queued_total += 1
-        self._since_wake += 1
-        if self._since_wake >= self.flush_every:
-            self._since_wake = 0
+        if self._queued_total >= self._wake_at:
+            self._wake_at = self._queued_total + self.flush_every
             self._wake.set()
 
     def wake(self) -> None:
