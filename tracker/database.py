@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -19,7 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from tracker.errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError
 
-__all__ = ["DEFAULT_DB", "resolve_url", "get_engine", "check_readable", "describe"]
+__all__ = ["DEFAULT_DB", "resolve_url", "readonly_url", "get_engine", "check_readable", "describe"]
 
 DEFAULT_DB = "tracker.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -59,6 +60,22 @@ def sqlite_path(url: str) -> Path | None:
     if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return None
     return Path(parsed.database)
+
+
+def readonly_url(url: str) -> str:
+    """Return a URL that reads ``url`` and can never write to it.
+
+    A SQLite file becomes ``sqlite:///file:PATH?mode=ro&uri=true``, so SQLite
+    itself refuses every write; its engine gets ``_on_connect_readonly``
+    (``get_engine``), which never switches the journal mode. Other URLs are
+    returned unchanged: give a server a database user with read-only rights.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return url
+    # SQLAlchemy unquotes the URL once and SQLite decodes the URI once more,
+    # so a path holding ?, # or % is quoted twice.
+    return f"sqlite:///file:{quote(quote(str(path), safe='/'), safe='/')}?mode=ro&uri=true"
 
 
 def describe(url: str) -> str:
@@ -117,6 +134,17 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         cursor.close()
 
 
+def _on_connect_readonly(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # A read-only connection (mode=ro): no journal-mode switch, which is a write.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
 def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
     mode = conn.get_execution_options().get("sqlite_begin", "")
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
@@ -134,7 +162,8 @@ def get_engine(url: str) -> Engine:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
         engine = create_engine(url, **kwargs)
         if parsed.get_backend_name() == "sqlite":
-            event.listen(engine, "connect", _on_connect)
+            readonly = parsed.query.get("mode") == "ro"
+            event.listen(engine, "connect", _on_connect_readonly if readonly else _on_connect)
             event.listen(engine, "begin", _on_begin)
         _engines[url] = engine
         return engine

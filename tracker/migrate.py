@@ -18,7 +18,15 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 
-from tracker.database import check_not_foreign, check_readable, describe, get_engine, resolve_url, sqlite_path
+from tracker.database import (
+    check_not_foreign,
+    check_readable,
+    describe,
+    get_engine,
+    readonly_url,
+    resolve_url,
+    sqlite_path,
+)
 from tracker.errors import DatabaseError, NotADatabaseError, SchemaTooNewError
 
 if TYPE_CHECKING:
@@ -33,6 +41,7 @@ __all__ = [
     "head_revision",
     "current_revision",
     "open_database",
+    "open_readonly",
     "upgrade",
 ]
 
@@ -199,6 +208,44 @@ def open_database(db: str, *, create: bool = True) -> tuple[Engine, str]:
     except (OperationalError, SADatabaseError) as exc:
         raise _friendly(exc, url) from None
     return engine, url
+
+
+def open_readonly(db: str) -> tuple[Engine, str]:
+    """Return ``(engine, url)`` to read ``db`` without ever writing to it.
+
+    Unlike ``open_database`` this never creates, upgrades or changes the
+    database: a SQLite file is opened with ``mode=ro`` (see
+    ``tracker.database.readonly_url``), and a schema older than the head is
+    refused. ``tracker.Store(url)`` on the returned URL reads through the same
+    engine, and writes nothing because the schema is already at the head.
+
+    Raises:
+        DatabaseNotFoundError: the file does not exist.
+        NotADatabaseError: the file is not SQLite.
+        SchemaTooNewError: a newer tracker wrote the database.
+        DatabaseError: the schema is older than the head or missing (run
+            ``tracker db upgrade``), or the database cannot be read.
+    """
+    url = resolve_url(db)
+    check_readable(url)
+    ro_url = readonly_url(url)
+    engine = get_engine(ro_url)
+    try:
+        with engine.connect() as conn:
+            revision = _quick_revision(conn)
+    except (OperationalError, SADatabaseError) as exc:
+        raise _friendly(exc, url) from None
+    if revision == HEAD_REVISION:
+        return engine, ro_url
+    if revision is None:
+        raise DatabaseError(
+            f"{describe(url)} has no tracker schema; run 'tracker db upgrade' to create it, or check the path."
+        )
+    _check_known(revision, url)
+    raise DatabaseError(
+        f"{describe(url)} has schema revision {revision}, older than this tracker's {HEAD_REVISION}; "
+        f"run 'tracker db upgrade' first (this reader never changes the database)."
+    )
 
 
 def check_schema(engine: Engine, url: str) -> list[str]:
