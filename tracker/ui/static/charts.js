@@ -107,9 +107,9 @@
       },
       axes: [
         { label: "epoch", labelSize: 20, size: 36, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
-        { label: spec.yLabel || "", labelSize: spec.yLabel ? 20 : 0, size: 64, values: (u, vals) => vals.map((v) => (v === null ? "" : T.fmt(v, 3))),
-          filter: log ? decades : undefined, grid: { filter: log ? decades : undefined, stroke: "#eaecf0" },
-          ticks: { filter: log ? decades : undefined } },
+        Object.assign({ label: spec.yLabel || "", labelSize: spec.yLabel ? 20 : 0, size: 64,
+          values: (u, vals) => vals.map((v) => (v === null ? "" : T.fmt(v, 3))) },
+        log ? { filter: decades, grid: { filter: decades }, ticks: { filter: decades } } : {}),
       ],
       series: [{ label: "epoch", value: (u, v) => (v === null || v === undefined ? "—" : T.fmt(v, 5)) }].concat(flat.map((s) => ({
         label: s.label,
