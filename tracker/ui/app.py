@@ -128,14 +128,13 @@ def create_app(db: str, *, heartbeat_timeout: float = 120.0, allowed_hosts: list
         return HTMLResponse(server_page())
 
     def api_runs(request: Request) -> Response:
-        return JSON(
-            data.runs(
-                metric=_query_text(request, "metric"),
-                status=_query_text(request, "status"),
-                name=_query_text(request, "name"),
-                limit=_query_int(request, "limit", None),
-            )
+        text = data.runs_json(
+            metric=_query_text(request, "metric"),
+            status=_query_text(request, "status"),
+            name=_query_text(request, "name"),
+            limit=_query_int(request, "limit", None),
         )
+        return Response(text, media_type="application/json")
 
     def api_keys(request: Request) -> Response:
         keys = data.metric_keys()

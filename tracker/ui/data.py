@@ -15,11 +15,10 @@ phase kind (``fit``, ``validation``, ``evaluate``, ``predict``) and
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -29,12 +28,12 @@ from sqlalchemy import func, select
 from tracker.database import describe, resolve_url
 from tracker.errors import UnknownRunError
 from tracker.migrate import open_readonly
-from tracker.liveness import effective_status
-from tracker.run_filters import PARAMS, RUN_STATUSES, RUNS, TAGS, maximised, runs_statement
-from tracker.schema import Param, Phase, PhaseKind, PhaseValue, Restore, Run, RunMetric, StopDecision
+from tracker.run_filters import RUN_STATUSES
+from tracker.schema import Batch, BatchValue, Phase, PhaseKind, PhaseValue, Run, RunMetric
 from tracker.store import Store
 from tracker.ui.downsample import downsample
 from tracker.ui.jsonable import frame_records, jsonable
+from tracker.ui.listing import RunListing
 from tracker.values import decode
 
 __all__ = ["Dashboard", "RUN_ID", "EPOCH_META", "BadRequest"]
@@ -44,8 +43,6 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 # Store column names (today's Store: ``phase`` is the phase's sequence number).
 STORE_EPOCH_SEQ = "phase"  # Store.epochs: the fit's sequence number
-STORE_BATCH_SEQ = "phase"  # Store.batches: the phase's sequence number
-STORE_BATCH_FIT = "train"  # Store.batches(run, phase=...) for the batches of fit
 STORE_PHASES_SEQ, STORE_PHASES_KIND = "seq", "kind"  # Store.run(...)["phases"]
 STORE_DECISION_SEQ = "phase"  # Store.lr_changes / lr_series / early_stops / restores
 STORE_EPOCH_META = ("started_at", "ended_at", "redone")
@@ -54,8 +51,8 @@ STORE_EPOCH_META = ("started_at", "ended_at", "redone")
 #: these names is given as ``log:NAME`` instead.
 EPOCH_META = ("phase", "phase_seq", "epoch", "started_at", "ended_at", "redone")
 
-#: Batch phases the API serves, and the Store's name for each.
-BATCH_PHASES = {"fit": STORE_BATCH_FIT, "validation": "validation", "evaluate": "evaluate"}
+#: Batch phases the API serves.
+BATCH_PHASES = {"fit": PhaseKind.FIT, "validation": PhaseKind.VALIDATION, "evaluate": PhaseKind.EVALUATE}
 
 
 class BadRequest(ValueError):
@@ -92,7 +89,8 @@ class Dashboard:
         self.engine, url = open_readonly(db)
         self.store = Store(url, heartbeat_timeout=heartbeat_timeout)
         self.name = describe(resolve_url(db))
-        self._runs_cache: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
+        self._listing = RunListing(self.engine, self._last_evaluations, heartbeat_timeout=heartbeat_timeout)
+        self._batch_cache: dict[tuple[str, str, int], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     # -- run ids -------------------------------------------------------------
 
@@ -138,9 +136,9 @@ class Dashboard:
         last evaluate call, or None), ``stopped_epoch`` and
         ``restored_epoch`` (None if none).
 
-        The rows read are cached until the ``runs`` table changes (every
-        flush of a writer updates a heartbeat); liveness (running or crashed)
-        and running durations are worked out afresh on every call.
+        The rows read are cached until a writer writes (see
+        ``tracker.ui.listing``); liveness (running or crashed) and running
+        durations are worked out afresh on every call.
 
         Args:
             metric: The key for best/final. Default ``val_loss``, else ``loss``.
@@ -153,6 +151,15 @@ class Dashboard:
             BadRequest: ``metric`` is not a logged key, ``status`` is not a
                 status, or ``limit`` is below 1.
         """
+        return json.loads(self.runs_json(metric=metric, status=status, name=name, limit=limit, run_ids=run_ids))
+
+    def runs_json(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
+                  limit: int | None = None, run_ids: Sequence[str] | None = None) -> str:
+        """Return ``runs(...)`` as JSON text: the ``/api/runs`` answer (see ``tracker.ui.listing``).
+
+        Raises:
+            BadRequest: see ``runs``.
+        """
         keys = self.metric_keys()
         metric = metric if metric is not None else self.default_metric(keys)
         if metric is not None and metric not in keys:
@@ -161,103 +168,8 @@ class Dashboard:
             raise BadRequest("limit must be a positive integer.")
         if status is not None and status not in RUN_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}, not {status[:40]!r}.")
-        ids = None if run_ids is None else tuple(run_ids)
-        cache_key = (self._runs_token(), metric, status, name, limit, ids)
-        if self._runs_cache is None or self._runs_cache[0] != cache_key:
-            listed = self._read_runs(metric=metric, status=status, name=name, limit=limit, run_ids=ids)
-            self._runs_cache = (cache_key, listed)
-        listed = self._runs_cache[1]
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        out = []
-        for item in listed:  # only a run stored as running can be running or crashed now
-            if item["status"] == "running":
-                item = dict(item)
-                item["status"] = effective_status(
-                    "running", item["host"], item["pid"], item["started_at"], item["_heartbeat"],
-                    timeout=self.store.heartbeat_timeout,
-                )
-                end = now if item["status"] == "running" else _time(item["_heartbeat"])
-                item["duration_s"] = _seconds(_time(item["started_at"]), end)
-            if status is None or item["status"] == status:
-                out.append(item)
-        return [{k: v for k, v in item.items() if k != "_heartbeat"} for item in out]
-
-    def _runs_token(self) -> tuple[Any, ...]:
-        """What changes whenever a writer writes: run count, newest start, heartbeat and end."""
-        r = RUNS.c
-        with self.engine.connect() as conn:
-            return tuple(conn.execute(
-                select(func.count(), func.max(r.started_at), func.max(r.heartbeat_at), func.max(r.ended_at))
-            ).one())
-
-    def _read_runs(self, *, metric: str | None, status: str | None, name: str | None,
-                   limit: int | None, run_ids: Sequence[str] | None) -> list[dict[str, Any]]:
-        """The runs listing, one dict per run, statuses as stored. Not in Store yet: Store.runs
-        gives these rows as a DataFrame (too slow to turn into 10,000 objects); this runs the same
-        statement (``runs_statement``) without pandas, plus bulk reads of params, tags, metrics,
-        evaluate results, stops and restores."""
-        stmt, _ = runs_statement(
-            status=None if status is None else [status], name=name, sort="-started_at", limit=limit, run_ids=run_ids
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        ids = [r["run_id"] for r in rows]
-        subset = None if (limit is None and status is None and name is None and run_ids is None) else ids
-        params, tags = self._params_and_tags(subset)
-        differing = _differing(params, ids)
-        best = self._best(metric, subset) if metric else {}
-        evaluate = self._last_evaluations(subset)
-        stopped, restored = self._stop_and_restore(subset)
-        parsed: dict[str, Any] = {}
-        out = []
-        for r in rows:
-            rid = r["run_id"]
-            mine = params.get(rid, {})
-            b = best.get(rid, (None, None, None, None))
-            started, ended = _iso(r["started_at"]), _iso(r["ended_at"])
-            out.append({
-                "run_id": rid, "name": r["name"], "status": r["status"], "started_at": started, "ended_at": ended,
-                "duration_s": _seconds(_time(started), _time(ended)), "epochs": r["epochs"],
-                "phases": r["phases"], "model_name": r["model_name"], "param_count": r["param_count"],
-                "host": r["host"], "pid": r["pid"],
-                "params": {k: _param(mine.get(k), parsed) for k in differing},
-                "tags": tags.get(rid, {}), "metric": metric,
-                "best": _num(b[0]), "best_epoch": b[1], "final": _num(b[2]), "final_epoch": b[3],
-                "evaluate": evaluate.get(rid), "stopped_epoch": stopped.get(rid),
-                "restored_epoch": restored.get(rid), "_heartbeat": _iso(r["heartbeat_at"]),
-            })
-        return out
-
-    def _params_and_tags(self, ids: list[str] | None) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
-        """Params (as their stored JSON text) and tags of many runs in two selects.
-        Not in Store yet (Store.params and Store.tags read one run)."""
-        params: dict[str, dict[str, str]] = {}
-        tags: dict[str, dict[str, str]] = {}
-        p, t = PARAMS.c, TAGS.c
-        p_stmt = select(p.run_id, p.key, p.value).order_by(p.run_id, p.key)
-        t_stmt = select(t.run_id, t.key, t.value).order_by(t.run_id, t.key)
-        if ids is not None:
-            p_stmt, t_stmt = p_stmt.where(p.run_id.in_(ids)), t_stmt.where(t.run_id.in_(ids))
-        with self.engine.connect() as conn:
-            for rid, key, value in conn.execute(p_stmt):
-                params.setdefault(rid, {})[key] = value
-            for rid, key, value in conn.execute(t_stmt):
-                tags.setdefault(rid, {})[key] = value
-        return params, tags
-
-    def _best(self, metric: str, ids: list[str] | None) -> dict[str, tuple[Any, Any, Any, Any]]:
-        """Best (by the key's direction), its epoch, final and its epoch per run. Not in Store yet."""
-        m = RunMetric
-        stmt = select(m.run_id, m.best_min, m.best_min_epoch, m.best_max, m.best_max_epoch, m.final, m.final_epoch)
-        stmt = stmt.where(m.key == metric)
-        if ids is not None:
-            stmt = stmt.where(m.run_id.in_(ids))
-        high = maximised(metric)
-        with self.engine.connect() as conn:
-            return {
-                r[0]: ((r[3], r[4]) if high else (r[1], r[2])) + (r[5], r[6])
-                for r in conn.execute(stmt)
-            }
+        return self._listing.json(metric=metric, status=status, name=name, limit=limit,
+                                  run_ids=None if run_ids is None else tuple(run_ids))
 
     def _last_evaluations(self, ids: list[str] | None) -> dict[str, dict[str, Any]]:
         """The logs of each run's last evaluate call. Not in Store yet (Store.evaluations is planned)."""
@@ -284,17 +196,6 @@ class Dashboard:
                 rows.setdefault((rid, seq), (ended, {}))[1][key] = _decoded(value, bits, text)
         return [(rid, seq, ended, logs) for (rid, seq), (ended, logs) in rows.items()]
 
-    def _stop_and_restore(self, ids: list[str] | None) -> tuple[dict[str, int], dict[str, int]]:
-        """The last stopped epoch and restored epoch per run. Not in Store yet (Store's are per-run frames)."""
-        s_stmt = (select(Phase.run_id, StopDecision.stopped_epoch).join(Phase, Phase.id == StopDecision.phase_id)
-                  .where(StopDecision.stopped.is_(True)).order_by(Phase.seq, StopDecision.id))
-        r_stmt = (select(Phase.run_id, Restore.restored_epoch).join(Phase, Phase.id == Restore.phase_id)
-                  .order_by(Phase.seq, Restore.id))
-        if ids is not None:
-            s_stmt, r_stmt = s_stmt.where(Phase.run_id.in_(ids)), r_stmt.where(Phase.run_id.in_(ids))
-        with self.engine.connect() as conn:
-            return dict(conn.execute(s_stmt).all()), dict(conn.execute(r_stmt).all())
-
     # -- one run -------------------------------------------------------------
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -316,6 +217,8 @@ class Dashboard:
         self.check_run(run_id)
         summary = self.store.run(run_id)
         phases = summary["phases"].rename(columns={STORE_PHASES_SEQ: "phase_seq", STORE_PHASES_KIND: "phase"})
+        for column in ("initial_epoch", "batch_count", "sample_count"):  # NULL made them floats
+            phases[column] = phases[column].astype("Int64")
         results = {seq: logs for _, seq, _, logs in self._evaluation_rows([run_id])}
         phase_rows = frame_records(phases)
         for row in phase_rows:
@@ -360,12 +263,15 @@ class Dashboard:
             UnknownRunError: no run has this id.
         """
         self.check_run(run_id)
-        wide = self.store.epochs(run_id)
         tidy = self.store.epochs(run_id, tidy=True)
+        meta = [STORE_EPOCH_SEQ, "epoch", *STORE_EPOCH_META]
+        rows = tidy[meta].drop_duplicates(subset=meta[:2])
+        with self.engine.connect() as conn:
+            recorded = conn.execute(select(Run.epoch_count).where(Run.id == run_id)).scalar()
+        if len(rows) != recorded:  # an epoch that logged no key, or a resumed run: take the Store's list
+            rows = self.store.epochs(run_id)[meta]
         out: dict[tuple[int, int], dict[str, Any]] = {}
-        for seq, epoch, started, ended, redone in wide[[STORE_EPOCH_SEQ, "epoch", *STORE_EPOCH_META]].itertuples(
-            index=False, name=None
-        ):
+        for seq, epoch, started, ended, redone in rows.itertuples(index=False, name=None):
             out[(int(seq), int(epoch))] = {
                 "phase": "fit", "phase_seq": int(seq), "epoch": int(epoch),
                 "started_at": started, "ended_at": ended, "redone": bool(redone),
@@ -373,7 +279,7 @@ class Dashboard:
         for seq, epoch, key, value in tidy[[STORE_EPOCH_SEQ, "epoch", "key", "value"]].itertuples(index=False, name=None):
             member = f"log:{key}" if key in EPOCH_META else key
             out[(int(seq), int(epoch))][member] = value
-        return jsonable(list(out.values()))
+        return jsonable(sorted(out.values(), key=lambda e: (e["phase_seq"], e["epoch"])))
 
     def batches(self, run_id: str, *, phase: str = "fit", points: int = 2000) -> dict[str, Any]:
         """Return the batch curves of one kind of phase, downsampled on the server.
@@ -395,23 +301,74 @@ class Dashboard:
         if not 10 <= points <= 20000:
             raise BadRequest("points must be between 10 and 20000.")
         self.check_run(run_id)
-        frame = self.store.batches(run_id, BATCH_PHASES[phase])
-        series: dict[str, dict[str, Any]] = {}
-        if len(frame):
-            batch = frame["batch"].to_numpy(dtype=np.float64)
-            if phase != "evaluate":  # on the epoch axis: the last batch of epoch e at x = e
-                seq = frame[STORE_BATCH_SEQ].to_numpy()
-                steps = pd.Series(batch).groupby(seq).transform("max").to_numpy() + 1
-                x = frame["epoch"].to_numpy(dtype=np.float64, na_value=np.nan) - 1 + (batch + 1) / steps
-            else:
-                x = batch
-            meta = {STORE_BATCH_SEQ, "epoch", "batch", "elapsed", "step"}
-            for key in (c for c in frame.columns if c not in meta):
-                if frame[key].dtype != np.float64:
-                    continue  # text values: nothing to draw
-                kx, ky = downsample(x, frame[key].to_numpy(), points)
-                series[key] = {"x": kx.tolist(), "y": ky.tolist()}
-        return jsonable({"phase": phase, "total": len(frame), "points": points, "series": series})
+        kind = BATCH_PHASES[phase]
+        with self.engine.connect() as conn:  # what changes when batches are added
+            token = tuple(conn.execute(
+                select(func.count(), func.max(Batch.phase_id), func.max(Batch.seq))
+                .join(Phase, Phase.id == Batch.phase_id).where(Phase.run_id == run_id, Phase.kind == kind)
+            ).one())
+        cache_key = (run_id, phase, points)
+        hit = self._batch_cache.get(cache_key)
+        if hit is not None and hit[0] == token:
+            return hit[1]
+        x, values = self._batch_arrays(run_id, kind, epoch_axis=phase != "evaluate")
+        series = {}
+        for key, (index, y) in values.items():
+            kx, ky = downsample(x[index], y, points)
+            series[key] = {"x": kx.tolist(), "y": ky.tolist()}
+        answer = jsonable({"phase": phase, "total": len(x), "points": points, "series": series})
+        self._batch_cache[cache_key] = (token, answer)
+        while len(self._batch_cache) > 8:  # the oldest entry goes
+            self._batch_cache.pop(next(iter(self._batch_cache)))
+        return answer
+
+    def _batch_arrays(self, run_id: str, kind: PhaseKind, *, epoch_axis: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        """``(x, {key: (batch indices, exact values)})`` of every recorded batch of one phase kind.
+
+        Not in Store yet: ``Store.batches`` pivots through pandas (about 2 s for
+        100,000 rows here); this reads the batches once and each numeric key's
+        bit patterns with one indexed select, and decodes them with NumPy.
+        """
+        with self.engine.connect() as conn:
+            phases = conn.execute(
+                select(Phase.id).where(Phase.run_id == run_id, Phase.kind == kind).order_by(Phase.seq)
+            ).scalars().all()
+            if not phases:
+                return np.empty(0), {}
+            rank = {pid: i for i, pid in enumerate(phases)}
+            batches = _int_array(conn.execute(
+                select(Batch.phase_id, Batch.seq, func.coalesce(Batch.epoch, Phase.epoch, 0), Batch.batch)
+                .join(Phase, Phase.id == Batch.phase_id).where(Batch.phase_id.in_(phases))
+            ).all(), 4)
+            keys = conn.execute(select(BatchValue.key).where(BatchValue.phase_id.in_(phases)).distinct()).scalars().all()
+            raw = {
+                key: _int_array(conn.execute(
+                    select(BatchValue.phase_id, BatchValue.batch_seq, BatchValue.bits)
+                    .where(BatchValue.phase_id.in_(phases), BatchValue.key == key, BatchValue.bits.is_not(None))
+                ).all(), 3)
+                for key in sorted(keys)
+            }
+        order_of = np.vectorize(rank.__getitem__, otypes=[np.int64])
+        position = (order_of(batches[:, 0]) << 32) + batches[:, 1] if len(batches) else np.empty(0, np.int64)
+        ordering = np.argsort(position, kind="stable")
+        batches, position = batches[ordering], position[ordering]
+        batch = batches[:, 3].astype(np.float64)
+        if epoch_axis:  # the last batch of epoch e at x = e; steps: the phase's largest batch index + 1
+            steps = np.ones(len(batch))
+            for pid in phases:
+                mine = batches[:, 0] == pid
+                steps[mine] = batch[mine].max(initial=0) + 1
+            x = batches[:, 2] - 1 + (batch + 1) / steps
+        else:
+            x = batch
+        values = {}
+        for key, rows in raw.items():
+            if not len(rows):
+                continue  # text only: nothing to draw
+            index = np.searchsorted(position, (order_of(rows[:, 0]) << 32) + rows[:, 1])
+            keep = np.argsort(index, kind="stable")
+            values[key] = (index[keep], rows[keep, 2].view(np.float64))
+        return x, values
 
     # -- compare -------------------------------------------------------------
 
@@ -433,49 +390,15 @@ class Dashboard:
             raise BadRequest("give between 1 and 20 run ids, as run=ID&run=ID.")
         ids = [self.check_run(r) for r in dict.fromkeys(run_ids)]
         frame = compare_runs(self.store, ids)
-        return {"columns": [str(c) for c in frame.columns], "rows": frame_records(frame)}
+        rows = frame_records(frame)
+        for rid, row in zip(ids, rows):  # params as logged (the report makes them CSV cells: 2 -> 2.0)
+            logged = self.store.params(rid)
+            for column in row:
+                if column.startswith("param:"):
+                    row[column] = jsonable(logged.get(column.removeprefix("param:")))
+        return {"columns": [str(c) for c in frame.columns], "rows": rows}
 
 
-def _differing(params: dict[str, dict[str, str]], ids: list[str]) -> list[str]:
-    """The param keys whose stored JSON text (or absence) is not the same in every run of ``ids``."""
-    values: dict[str, set[str]] = {}
-    counts: dict[str, int] = {}
-    for rid in ids:
-        for key, text in params.get(rid, {}).items():
-            values.setdefault(key, set()).add(text)
-            counts[key] = counts.get(key, 0) + 1
-    return sorted(k for k in values if len(values[k]) > 1 or counts[k] < len(ids))
-
-
-def _param(text: str | None, parsed: dict[str, Any]) -> Any:
-    """A param's stored JSON text as a JSON-safe value (each distinct text parsed once)."""
-    if text is None:
-        return None
-    if text not in parsed:
-        try:
-            parsed[text] = jsonable(json.loads(text))
-        except ValueError:
-            parsed[text] = text  # a number stored under numeric affinity by an older file
-    return parsed[text]
-
-
-def _num(value: Any) -> Any:
-    """A float from SQL as JSON: ±inf as a string (SQL gives NULL for NaN)."""
-    return value if not isinstance(value, float) or math.isfinite(value) else jsonable(value)
-
-
-def _iso(value: Any) -> str | None:
-    """A stored time as ISO 8601 text (SQLite gives ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.replace(" ", "T", 1)
-    return value.isoformat()
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return None if start is None or end is None else (end - start).total_seconds()
+def _int_array(rows: Sequence[Any], width: int) -> np.ndarray:
+    """Rows of ``width`` integers as an (n, width) int64 array."""
+    return np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * width).reshape(-1, width)

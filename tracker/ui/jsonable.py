@@ -39,12 +39,13 @@ def jsonable(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Return ``value`` as compact UTF-8 JSON (``jsonable`` applied first).
+    """Return an already JSON-safe ``value`` (see ``jsonable``) as compact UTF-8 JSON.
 
     Raises:
-        ValueError: a non-finite float slipped through (never expected).
+        ValueError: a non-finite float slipped through (a bug: every read
+            shapes its answer with ``jsonable`` first).
     """
-    return json.dumps(jsonable(value), allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def frame_records(frame: Any) -> list[dict[str, Any]]:

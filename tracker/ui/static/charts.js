@@ -155,7 +155,8 @@
     let lo = Math.min(...epochs), hi = Math.max(...epochs);
     if (withBatches) lo -= 1;
     if (lo === hi) return [lo - 0.5, hi + 0.5];
-    return [lo, hi];
+    const pad = Math.max(0.15, (hi - lo) * 0.01);  // room for the markers and points at the edges
+    return [lo - pad, hi + pad];
   };
 
   /* LR step series of one optimizer: the rate of epoch e over (e - 1, e]. */

@@ -51,7 +51,7 @@ window.T = (function () {
     if (typeof v === "number") {
       if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
       const a = Math.abs(v);
-      if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential((digits || 4) - 1);
+      if (a !== 0 && (a < 1e-4 || a >= 1e7)) return v.toExponential((digits || 4) - 1).replace(/\.?0+e/, "e");
       return String(Number(v.toPrecision(digits || 4)));
     }
     if (typeof v === "boolean") return v ? "yes" : "no";

@@ -4,10 +4,8 @@
   T.views = T.views || {};
   const SHOWN = 500;  // rows drawn at once; the filter narrows the rest
 
-  function evaluateText(e) {
-    if (!e) return null;
-    return Object.entries(e).map(([k, v]) => k + " " + T.fmt(T.num(v) !== null ? T.num(v) : v)).join(" · ");
-  }
+  /* A key that may wrap after its underscores and slashes (a zero-width space after each). */
+  const breakable = (key) => key.replace(/([_/])/g, "$1\u200b");
 
   function columns(runs, metric) {
     const params = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
@@ -19,15 +17,19 @@
       { key: "epochs", label: "epochs", num: true, get: (r) => r.epochs, cell: (r) => String(r.epochs) },
     ];
     for (const p of params) {
-      cols.push({ key: "param:" + p, label: p, param: true, get: (r) => sortable(r.params[p]), cell: (r) => T.fmt(r.params[p]) });
+      cols.push({ key: "param:" + p, label: breakable(p), param: true, wrap: true, get: (r) => sortable(r.params[p]), cell: (r) => T.fmt(r.params[p]) });
     }
     if (metric) {
       cols.push({ key: "best", label: "best " + metric, num: true, get: (r) => T.num(r.best),
         cell: (r) => T.el("span", { title: T.exact(r.best) }, T.fmt(T.num(r.best) !== null ? T.num(r.best) : r.best)) });
       cols.push({ key: "best_epoch", label: "at epoch", num: true, get: (r) => r.best_epoch, cell: (r) => T.fmt(r.best_epoch) });
     }
-    cols.push({ key: "evaluate", label: "evaluate", get: (r) => evaluateText(r.evaluate) || "",
-      cell: (r) => T.el("span", { class: "evaluate", title: r.evaluate ? JSON.stringify(r.evaluate) : null }, evaluateText(r.evaluate) || "—") });
+    const evaluated = [...new Set(runs.flatMap((r) => Object.keys(r.evaluate || {})))].sort().slice(0, 4);
+    for (const k of evaluated) {
+      const value = (r) => (r.evaluate && k in r.evaluate ? r.evaluate[k] : null);
+      cols.push({ key: "evaluate:" + k, label: "evaluate " + breakable(k), num: true, wrap: true, get: (r) => T.num(value(r)),
+        cell: (r) => T.el("span", { title: T.exact(value(r)) }, T.fmt(T.num(value(r)) !== null ? T.num(value(r)) : value(r))) });
+    }
     cols.push({ key: "stopped_epoch", label: "stopped", num: true, get: (r) => r.stopped_epoch, cell: (r) => T.fmt(r.stopped_epoch) });
     cols.push({ key: "restored_epoch", label: "restored", num: true, get: (r) => r.restored_epoch, cell: (r) => T.fmt(r.restored_epoch) });
     return cols;
@@ -78,7 +80,7 @@
         return state.dir * compare(av, bv);
       });
       const head = T.el("tr", null, T.el("th", { class: "select" }, ""), cols.map((c) => T.el("th", {
-        class: (c.num ? "num " : "") + (c.param ? "param " : "") + (c.key === state.sort ? "sorted " + (state.dir > 0 ? "asc" : "desc") : ""),
+        class: (c.num ? "num " : "") + (c.param ? "param " : "") + (c.wrap ? "wrap " : "") + (c.key === state.sort ? "sorted " + (state.dir > 0 ? "asc" : "desc") : ""),
         "data-key": c.key, tabindex: "0", role: "columnheader", "aria-sort": c.key === state.sort ? (state.dir > 0 ? "ascending" : "descending") : "none",
         onclick: () => { state.dir = state.sort === c.key ? -state.dir : (c.num ? 1 : -1); state.sort = c.key; draw(); },
         onkeydown: (ev) => { if (ev.key === "Enter") ev.target.click(); },
