@@ -97,8 +97,10 @@ class RunListing:
             status=None if status is None else [status], name=name, sort="-started_at", limit=limit, run_ids=run_ids
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        ids = [r["run_id"] for r in rows]
+            result = conn.execute(stmt)
+            at = {name: i for i, name in enumerate(result.keys())}
+            rows = result.all()
+        ids = [r[at["run_id"]] for r in rows]
         subset = None if (limit is None and status is None and name is None and run_ids is None) else ids
         params, tags = self._params_and_tags(subset)
         differing = _differing(params, ids)
@@ -108,23 +110,27 @@ class RunListing:
         parsed: dict[str, Any] = {}
         out: list[dict[str, Any]] = []
         heartbeats: dict[str, str | None] = {}
-        for r in rows:
-            rid = r["run_id"]
-            mine = params.get(rid, {})
-            b = best.get(rid, (None, None, None, None))
-            started, ended = _iso(r["started_at"]), _iso(r["ended_at"])
+        columns = ("run_id", "name", "status", "started_at", "ended_at", "epochs", "phases", "model_name",
+                   "param_count", "host", "pid", "heartbeat_at")
+        none: tuple[Any, ...] = (None, None, None, None)
+        no_params: dict[str, str] = {}
+        for rid, name_, status_, started, ended, epochs, phases, model, count, host, pid, beat in (
+            [r[at[c]] for c in columns] for r in rows
+        ):
+            mine = params.get(rid, no_params)
+            b = best.get(rid, none)
+            started, ended = _iso(started), _iso(ended)
             out.append({
-                "run_id": rid, "name": r["name"], "status": r["status"], "started_at": started, "ended_at": ended,
-                "duration_s": _seconds(_time(started), _time(ended)), "epochs": r["epochs"],
-                "phases": r["phases"], "model_name": r["model_name"], "param_count": r["param_count"],
-                "host": r["host"], "pid": r["pid"],
+                "run_id": rid, "name": name_, "status": status_, "started_at": started, "ended_at": ended,
+                "duration_s": _seconds(_time(started), _time(ended)), "epochs": epochs, "phases": phases,
+                "model_name": model, "param_count": count, "host": host, "pid": pid,
                 "params": {k: _param(mine.get(k), parsed) for k in differing},
                 "tags": tags.get(rid, {}), "metric": metric,
                 "best": _num(b[0]), "best_epoch": b[1], "final": _num(b[2]), "final_epoch": b[3],
                 "evaluate": evaluate.get(rid), "stopped_epoch": stopped.get(rid),
                 "restored_epoch": restored.get(rid),
             })
-            heartbeats[rid] = _iso(r["heartbeat_at"])
+            heartbeats[rid] = _iso(beat)
         return out, heartbeats
 
     def _params_and_tags(self, ids: list[str] | None) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
@@ -137,9 +143,9 @@ class RunListing:
         if ids is not None:
             p_stmt, t_stmt = p_stmt.where(p.run_id.in_(ids)), t_stmt.where(t.run_id.in_(ids))
         with self.engine.connect() as conn:
-            for rid, key, value in conn.execute(p_stmt):
+            for rid, key, value in conn.execute(p_stmt).all():
                 params.setdefault(rid, {})[key] = value
-            for rid, key, value in conn.execute(t_stmt):
+            for rid, key, value in conn.execute(t_stmt).all():
                 tags.setdefault(rid, {})[key] = value
         return params, tags
 
@@ -214,5 +220,5 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else (end - start).total_seconds()
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+_json = _ENCODER.encode  # one encoder for all: json.dumps with options builds one per call

@@ -12,7 +12,7 @@
     const cols = [
       { key: "name", label: "name", get: (r) => r.name || "", cell: (r) => T.link(T.runRoute(r.run_id), r.name || r.run_id.slice(0, 8), { class: "run-link" }) },
       { key: "status", label: "status", get: (r) => r.status, cell: (r) => T.statusBadge(r.status) },
-      { key: "started_at", label: "started", get: (r) => r.started_at || "", cell: (r) => T.time(r.started_at) },
+      { key: "started_at", label: "started", get: (r) => r.started_at || "", cell: (r) => T.el("span", { title: T.time(r.started_at) }, T.time(r.started_at).slice(0, 16)) },
       { key: "duration_s", label: "duration", num: true, get: (r) => r.duration_s, cell: (r) => T.duration(r.duration_s) },
       { key: "epochs", label: "epochs", num: true, get: (r) => r.epochs, cell: (r) => String(r.epochs) },
     ];
@@ -20,9 +20,10 @@
       cols.push({ key: "param:" + p, label: breakable(p), param: true, wrap: true, get: (r) => sortable(r.params[p]), cell: (r) => T.fmt(r.params[p]) });
     }
     if (metric) {
-      cols.push({ key: "best", label: "best " + metric, num: true, get: (r) => T.num(r.best),
-        cell: (r) => T.el("span", { title: T.exact(r.best) }, T.fmt(T.num(r.best) !== null ? T.num(r.best) : r.best)) });
-      cols.push({ key: "best_epoch", label: "at epoch", num: true, get: (r) => r.best_epoch, cell: (r) => T.fmt(r.best_epoch) });
+      cols.push({ key: "best", label: "best " + breakable(metric), num: true, wrap: true, get: (r) => T.num(r.best),
+        cell: (r) => T.el("span", { title: T.exact(r.best) + (r.best_epoch !== null ? " at epoch " + r.best_epoch : "") },
+          T.fmt(T.num(r.best) !== null ? T.num(r.best) : r.best),
+          r.best_epoch !== null ? T.el("span", { class: "at-epoch" }, " @" + r.best_epoch) : null) });
     }
     const evaluated = [...new Set(runs.flatMap((r) => Object.keys(r.evaluate || {})))].sort().slice(0, 4);
     for (const k of evaluated) {
