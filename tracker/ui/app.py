@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tracker.errors import UnknownRunError
+from tracker.liveness import HEARTBEAT_TIMEOUT
 from tracker.ui.data import BadRequest, Dashboard
 from tracker.ui.jsonable import dumps
 from tracker.ui.page import server_page
@@ -103,7 +104,9 @@ def _query_text(request: Request, name: str) -> str | None:
     return raw or None
 
 
-def create_app(db: str, *, heartbeat_timeout: float = 120.0, allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(
+    db: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT, allowed_hosts: list[str] | None = None
+) -> Starlette:
     """Return the dashboard app for one database, opened read-only.
 
     Args:

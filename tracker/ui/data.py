@@ -1,11 +1,12 @@
 """Every database read of the dashboard, shaped for its JSON API.
 
 The dashboard reads through the public ``tracker.Store`` where the Store
-answers the question, and through SQLAlchemy Core selects with bound
-parameters where it does not yet (reads over all runs at once, evaluate
-results, configs): those are marked ``Not in Store yet`` below. The
-database is opened read-only (``tracker.migrate.open_readonly``): it is
-never created, upgraded or written.
+answers the question in time, and through SQLAlchemy Core selects with
+bound parameters where it does not yet: those reads are marked ``Not in
+Store yet`` below, and the runs table's bulk reads live in
+``tracker.ui.listing``, which only this module calls. The database is
+opened read-only (``tracker.migrate.open_readonly``): it is never created,
+upgraded or written.
 
 The Store's frame column names all sit in the constants below, so that a
 rename in the Store is a change here only. In the JSON API ``phase`` is the
@@ -27,6 +28,7 @@ from sqlalchemy import func, select
 
 from tracker.database import describe, resolve_url
 from tracker.errors import UnknownRunError
+from tracker.liveness import HEARTBEAT_TIMEOUT
 from tracker.migrate import open_readonly
 from tracker.run_filters import RUN_STATUSES
 from tracker.schema import Batch, BatchValue, Phase, PhaseKind, PhaseValue, Run, RunMetric
@@ -67,10 +69,6 @@ def _seq(frame: pd.DataFrame, store_column: str, kind: str) -> pd.DataFrame:
     return frame
 
 
-def _decoded(value: Any, bits: Any, text: Any) -> Any:
-    return decode(value, bits, text)
-
-
 class Dashboard:
     """The dashboard's reads of one tracking database, opened read-only.
 
@@ -85,7 +83,7 @@ class Dashboard:
             not at the newest schema (one sentence: run ``tracker db upgrade``).
     """
 
-    def __init__(self, db: str, *, heartbeat_timeout: float = 120.0) -> None:
+    def __init__(self, db: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
         self.engine, url = open_readonly(db)
         self.store = Store(url, heartbeat_timeout=heartbeat_timeout)
         self.name = describe(resolve_url(db))
@@ -193,7 +191,7 @@ class Dashboard:
         rows: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
         with self.engine.connect() as conn:
             for rid, seq, ended, key, value, bits, text in conn.execute(stmt):
-                rows.setdefault((rid, seq), (ended, {}))[1][key] = _decoded(value, bits, text)
+                rows.setdefault((rid, seq), (ended, {}))[1][key] = decode(value, bits, text)
         return [(rid, seq, ended, logs) for (rid, seq), (ended, logs) in rows.items()]
 
     # -- one run -------------------------------------------------------------
@@ -222,6 +220,8 @@ class Dashboard:
         results = {seq: logs for _, seq, _, logs in self._evaluation_rows([run_id])}
         phase_rows = frame_records(phases)
         for row in phase_rows:
+            if row["status"] == "running" and summary["run"]["status"] == "crashed":
+                row["status"] = "crashed"  # its process is gone (tracker.liveness)
             row["results"] = jsonable(results.get(row["phase_seq"])) if row["phase"] == "evaluate" else None
         series = self.store.lr_series(run_id)
         series = series[series["point"] != "batch"]
@@ -276,7 +276,8 @@ class Dashboard:
                 "phase": "fit", "phase_seq": int(seq), "epoch": int(epoch),
                 "started_at": started, "ended_at": ended, "redone": bool(redone),
             }
-        for seq, epoch, key, value in tidy[[STORE_EPOCH_SEQ, "epoch", "key", "value"]].itertuples(index=False, name=None):
+        values = tidy[[STORE_EPOCH_SEQ, "epoch", "key", "value"]]
+        for seq, epoch, key, value in values.itertuples(index=False, name=None):
             member = f"log:{key}" if key in EPOCH_META else key
             out[(int(seq), int(epoch))][member] = value
         return jsonable(sorted(out.values(), key=lambda e: (e["phase_seq"], e["epoch"])))
@@ -289,8 +290,10 @@ class Dashboard:
         "y": [...]}``. For fit and validation x is on the epoch axis, where an
         epoch's own value sits at x = epoch: ``epoch - 1 + (batch + 1) /
         steps`` (steps: the phase's largest batch index + 1), so the batches
-        of epoch e span (e - 1, e]; for evaluate x is Keras' batch index. Each curve keeps its minimum and maximum per bucket
-        (``tracker.ui.downsample``).
+        of epoch e span (e - 1, e]; for evaluate x is Keras' batch index.
+        Each curve keeps its minimum and maximum per bucket
+        (``tracker.ui.downsample``). Answers are cached until the run's
+        batch count changes.
 
         Raises:
             UnknownRunError: no run has this id.
@@ -340,7 +343,9 @@ class Dashboard:
                 select(Batch.phase_id, Batch.seq, func.coalesce(Batch.epoch, Phase.epoch, 0), Batch.batch)
                 .join(Phase, Phase.id == Batch.phase_id).where(Batch.phase_id.in_(phases))
             ).all(), 4)
-            keys = conn.execute(select(BatchValue.key).where(BatchValue.phase_id.in_(phases)).distinct()).scalars().all()
+            keys = conn.execute(
+                select(BatchValue.key).where(BatchValue.phase_id.in_(phases)).distinct()
+            ).scalars().all()
             raw = {
                 key: _int_array(conn.execute(
                     select(BatchValue.phase_id, BatchValue.batch_seq, BatchValue.bits)

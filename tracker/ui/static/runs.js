@@ -61,7 +61,8 @@
     const filter = T.el("input", { type: "search", id: "filter", placeholder: "filter: name, id, param=value, tag…", "aria-label": "filter runs" });
     const status = T.el("select", { id: "status-filter", "aria-label": "status" },
       ["", "running", "finished", "failed", "interrupted", "crashed"].map((s) => T.el("option", { value: s }, s || "any status")));
-    const metric = T.el("select", { id: "metric", "aria-label": "metric for best" });
+    const metric = T.el("select", { id: "metric", "aria-label": "metric for best", disabled: T.mode === "report",
+      title: T.mode === "report" ? "a report holds the best values of this metric only" : null });
     const compareButton = T.el("button", { id: "compare", type: "button", disabled: true }, "Compare");
     const count = T.el("span", { class: "count", id: "count" });
     const table = T.el("table", { id: "runs", class: "runs" });
