@@ -207,6 +207,17 @@ def test_the_database_is_read_only_and_never_changed(recorded, tmp_path):
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
 
 
+def test_a_path_with_uri_characters_is_opened_read_only_as_that_file(recorded, tmp_path):
+    folder = tmp_path / "we ird#dir"  # "#" ends the path of a SQLite URI unless quoted
+    folder.mkdir()
+    copy = folder / "r u#n&s.db"
+    with sqlite3.connect(f"file:{recorded.path}?mode=ro", uri=True) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    assert len(Dashboard(str(copy)).runs()) == 3
+    made = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert made <= {"r u#n&s.db", "r u#n&s.db-wal", "r u#n&s.db-shm"}, "no other file was opened or created"
+
+
 def test_an_older_schema_is_refused_in_one_sentence_and_left_as_it_was(tmp_path):
     old = tmp_path / "rev0004.db"
     shutil.copy(REPO / "tests" / "data" / "rev0004.db", old)
