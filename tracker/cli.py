@@ -364,5 +364,10 @@ def demo(ctx: click.Context, n_epochs: int) -> None:
     click.echo(f"Next: tracker --db {path} show demo-early-stopping")
 
 
+from tracker.ui.cli import register as _register_dashboard  # noqa: E402  (tracker ui, tracker report)
+
+_register_dashboard(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
