@@ -103,3 +103,16 @@ def test_metrics_best_is_the_maximum_for_a_maximised_key(tmp_path):
     values = history.history["neg_accuracy"]
     row = Store(path).metrics(cb.run_id).set_index("key").loc["neg_accuracy"]
     assert row["best"] == max(values) and row["best_epoch"] == values.index(max(values))
+
+
+def test_a_path_holding_uri_characters_opens_read_only_as_that_file(two_runs, tmp_path):
+    import sqlite3
+
+    folder = tmp_path / "we ird#dir"  # "#" ends the path of a SQLite URI unless quoted
+    folder.mkdir()
+    copy = folder / "r u#n&s.db"
+    with sqlite3.connect(f"file:{two_runs[0]}?mode=ro", uri=True) as source, sqlite3.connect(copy) as target:
+        source.backup(target)  # the source's WAL included
+    assert len(Store(str(copy)).runs()) == 2
+    made = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert made <= {copy.name, copy.name + "-wal", copy.name + "-shm"}, "no other file was opened or created"

@@ -139,7 +139,9 @@ def readonly_url(url: str) -> str:
     path = sqlite_path(url)
     if path is None:
         return url
-    return f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
+    # SQLAlchemy unquotes the URL once and SQLite decodes the URI once more,
+    # so a path holding ?, #, % or spaces is quoted twice.
+    return f"sqlite:///file:{quote(quote(str(path), safe='/'), safe='/')}?mode=ro&uri=true"
 
 
 def get_engine(url: str, *, readonly: bool = False) -> Engine:
