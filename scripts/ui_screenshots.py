@@ -32,7 +32,7 @@ def train(db: str) -> dict[str, str]:
     import keras
 
     from tracker.demo import get_model, load_digits_784
-    from tracker.tracking import TrackingCallback
+    from tracker import TrackingCallback
 
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):

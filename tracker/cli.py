@@ -76,6 +76,11 @@ def _db(ctx: click.Context) -> str:
     return (ctx.obj or {}).get("db") or root.params.get("db") or DEFAULT_DB
 
 
+def database_of(ctx: click.Context) -> str:
+    """The database a command runs on: its own ``--db``, else the group's, else ``$TRACKER_DB``, else the default."""
+    return _db(ctx)
+
+
 def _existing_url(ctx: click.Context) -> str:
     """The database URL, refusing a missing or non-SQLite file (never created, never upgraded)."""
     from tracker.db.engine import check_readable, resolve_url

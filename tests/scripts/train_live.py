@@ -16,7 +16,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tracker.tracking import TrackingCallback  # noqa: E402
+from tracker import TrackingCallback  # noqa: E402
 
 
 class Gate(keras.callbacks.Callback):

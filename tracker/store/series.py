@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from tracker.errors import InvalidArgumentError
 from tracker.status import PhaseKind
 from tracker.store.base import PLAIN, decode_numbers, int_columns
 
-__all__ = ["epochs_frame", "batches_frame", "evaluations_frame", "PHASES", "META_COLUMNS"]
+__all__ = ["epochs_frame", "batches_frame", "batch_curves", "BatchCurves", "evaluations_frame", "PHASES", "META_COLUMNS"]
 
 #: The phase kinds ``batches`` accepts.
 PHASES = tuple(k.value for k in PhaseKind)
@@ -179,14 +180,7 @@ def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False
                     .where(BatchExtra.phase_id == phase_id)
                 ).all()
             )
-        keyset_ids = {h.keyset_id for h in heads if h.keyset_id is not None}
-        keysets: dict[int, list[str]] = {}
-        if keyset_ids:
-            names = dict(conn.execute(select(Key.id, Key.name)).all())
-            for keyset_id, key_ids in conn.execute(
-                select(KeySet.id, KeySet.key_ids).where(KeySet.id.in_(sorted(keyset_ids)))
-            ):
-                keysets[keyset_id] = [names[int(k)] for k in key_ids.split(",")]
+        keysets = _keyset_names(conn, {h.keyset_id for h in heads if h.keyset_id is not None})
     n = len(heads)
     meta = pd.DataFrame(
         {
@@ -219,6 +213,18 @@ def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False
     return pd.concat([meta, wide], axis=1)
 
 
+def _keyset_names(conn: Any, keyset_ids: set[int]) -> dict[int, list[str]]:
+    """The ordered key names of each keyset id."""
+    keysets: dict[int, list[str]] = {}
+    if keyset_ids:
+        names = dict(conn.execute(select(Key.id, Key.name)).all())
+        for keyset_id, key_ids in conn.execute(
+            select(KeySet.id, KeySet.key_ids).where(KeySet.id.in_(sorted(keyset_ids)))
+        ):
+            keysets[keyset_id] = [names[int(k)] for k in key_ids.split(",")]
+    return keysets
+
+
 def _packed_cells(heads: Sequence[Any], keysets: dict[int, list[str]]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Decode the packed float64 values of batch rows, per key: (row index, floats, PLAIN markers)."""
     groups: dict[int, list[int]] = defaultdict(list)
@@ -238,6 +244,82 @@ def _packed_cells(heads: Sequence[Any], keysets: dict[int, list[str]]) -> dict[s
         floats = np.concatenate([c[1] for c in chunks]).astype(np.float64)
         cells[name] = (index, floats, np.full(len(index), PLAIN, dtype=object))
     return cells
+
+
+@dataclass(slots=True)
+class BatchCurves:
+    """The recorded batches of one kind of phase as NumPy arrays (see ``Store.batch_curves``).
+
+    One position per batch, in Keras' order (the phases by ``phase_seq``,
+    each by ``step``): ``phase_seq``, ``epoch`` (-1 where the batch has no
+    epoch: evaluate, predict), ``batch`` and ``step`` are int64 arrays.
+    ``values`` maps each logs key that any batch logged as a number to
+    ``(rows, floats)``: the positions of the batches that logged it and the
+    float64 values they logged, bit-exact (NaN, ±inf and -0.0 included).
+    Values that are not floats (text, arrays, None, integers beyond 2**53)
+    are left out; ``Store.batches`` has them.
+    """
+
+    phase: str
+    phase_seq: np.ndarray
+    epoch: np.ndarray
+    batch: np.ndarray
+    step: np.ndarray
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+def batch_curves(engine: Engine, run_id: str, phase: str) -> BatchCurves:
+    """The float batch values of one kind of phase of a run, as arrays (see ``Store.batch_curves``).
+
+    Reads the packed rows (two integer columns, the keyset and the blob per
+    batch) and decodes each keyset's blobs with one ``np.frombuffer``: no
+    pandas, no per-value Python objects.
+    """
+    if phase not in PHASES:
+        raise InvalidArgumentError(f"phase must be {', '.join(PHASES[:-1])} or {PHASES[-1]}, not {phase!r}.")
+    seqs: list[np.ndarray] = []
+    columns: list[list[Any]] = [[], [], [], [], []]  # epoch, batch, step, keyset_id, vals
+    with engine.connect() as conn:
+        phases = conn.execute(
+            select(Phase.id, Phase.seq).where(Phase.run_id == run_id, Phase.kind == PhaseKind(phase)).order_by(Phase.seq)
+        ).all()
+        for phase_id, seq in phases:
+            rows = conn.execute(
+                select(Batch.epoch, Batch.batch, Batch.step, Batch.keyset_id, Batch.vals)
+                .where(Batch.phase_id == phase_id)
+                .order_by(Batch.step)
+            ).all()
+            seqs.append(np.full(len(rows), seq, dtype=np.int64))
+            for i, column in enumerate(zip(*rows) if rows else ()):
+                columns[i].extend(column)
+        epochs, batches, steps, keyset_ids, blobs = columns
+        keysets = _keyset_names(conn, {k for k in set(keyset_ids) if k is not None})
+    n = len(steps)
+    epoch = np.fromiter((-1 if e is None else e for e in epochs), dtype=np.int64, count=n)
+    kinds = np.fromiter((-1 if k is None else k for k in keyset_ids), dtype=np.int64, count=n)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for keyset_id, names in keysets.items():
+        rows_k = np.flatnonzero(kinds == keyset_id)
+        matrix = np.frombuffer(b"".join([blobs[i] for i in rows_k]), dtype="<f8").reshape(len(rows_k), len(names))
+        for j, name in enumerate(names):
+            parts[name].append((rows_k, matrix[:, j]))
+    values = {}
+    for name in sorted(parts):
+        chunks = parts[name]
+        rows_n = np.concatenate([c[0] for c in chunks])
+        order = np.argsort(rows_n, kind="stable")
+        values[name] = (rows_n[order], np.concatenate([c[1] for c in chunks]).astype(np.float64)[order])
+    return BatchCurves(
+        phase=phase,
+        phase_seq=np.concatenate(seqs) if seqs else np.empty(0, dtype=np.int64),
+        epoch=epoch,
+        batch=np.fromiter(batches, dtype=np.int64, count=n),
+        step=np.fromiter(steps, dtype=np.int64, count=n),
+        values=values,
+    )
 
 
 def evaluations_frame(engine: Engine, run_ids: Sequence[str] | None) -> pd.DataFrame:

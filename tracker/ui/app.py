@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tracker.errors import UnknownRunError
-from tracker.liveness import HEARTBEAT_TIMEOUT
+from tracker.store.liveness import HEARTBEAT_TIMEOUT
 from tracker.ui.data import BadRequest, Dashboard
 from tracker.ui.jsonable import dumps
 from tracker.ui.page import server_page
@@ -140,8 +140,7 @@ def create_app(
         return Response(text, media_type="application/json")
 
     def api_keys(request: Request) -> Response:
-        keys = data.metric_keys()
-        return JSON({"keys": keys, "default": data.default_metric(keys), "database": data.name})
+        return JSON({"keys": data.metric_keys(), "database": data.name})
 
     def api_run(request: Request) -> Response:
         return JSON(data.run(request.path_params["run_id"]))

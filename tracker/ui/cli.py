@@ -14,9 +14,9 @@ __all__ = ["register", "ui", "report"]
 
 
 def _database(ctx: click.Context) -> str:
-    from tracker.cli import _db
+    from tracker.cli import database_of
 
-    return _db(ctx)
+    return database_of(ctx)
 
 
 @click.command()
@@ -40,7 +40,7 @@ def ui(ctx: click.Context, host: str, port: int) -> None:
     sock = bind(host, port)
     if warning:
         click.echo(warning, err=True)
-    from tracker.database import describe, resolve_url
+    from tracker.db.engine import describe, resolve_url
 
     click.echo(f"tracker ui: {describe(resolve_url(db))} (read-only) at {url_of(sock)}  (Ctrl+C to stop)", err=True)
     try:

@@ -1,72 +1,69 @@
 """Every database read of the dashboard, shaped for its JSON API.
 
-The dashboard reads through the public ``tracker.Store`` where the Store
-answers the question in time, and through SQLAlchemy Core selects with
-bound parameters where it does not yet: those reads are marked ``Not in
-Store yet`` below, and the runs table's bulk reads live in
-``tracker.ui.listing``, which only this module calls. The database is
-opened read-only (``tracker.migrate.open_readonly``): it is never created,
-upgraded or written.
-
-The Store's frame column names all sit in the constants below, so that a
-rename in the Store is a change here only. In the JSON API ``phase`` is the
-phase kind (``fit``, ``validation``, ``evaluate``, ``predict``) and
-``phase_seq`` its sequence number within the run.
+All reads go through ``tracker.Store``, opened read-only (never created,
+upgraded or written), and, for the runs table, through
+``tracker.store.overview`` (see ``tracker.ui.listing``). No SQL is built
+here. In the JSON API, as everywhere in the tracker, ``phase`` is the phase
+kind (``fit``, ``validation``, ``evaluate``, ``predict``) and ``phase_seq``
+its sequence number within the run.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from operator import itemgetter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, literal, select
 
-from tracker.database import describe, resolve_url
+from tracker.db.engine import describe
 from tracker.errors import UnknownRunError
-from tracker.liveness import HEARTBEAT_TIMEOUT
-from tracker.migrate import open_readonly
-from tracker.run_filters import RUN_STATUSES
-from tracker.schema import Batch, BatchValue, Phase, PhaseKind, PhaseValue, Run, RunMetric
-from tracker.store import Store
+from tracker.store.filters import RUN_STATUSES
+from tracker.store.liveness import HEARTBEAT_TIMEOUT
+from tracker.store.series import BatchCurves
+from tracker.store.store import Store
 from tracker.ui.downsample import downsample
 from tracker.ui.jsonable import frame_records, jsonable
-from tracker.ui.listing import RunListing
-from tracker.values import decode
+from tracker.ui.listing import runs_json
 
-__all__ = ["Dashboard", "RUN_ID", "EPOCH_META", "BadRequest"]
+__all__ = ["Dashboard", "RUN_ID", "EPOCH_META", "BATCH_PHASES", "BadRequest", "batch_x"]
 
 #: A run id as the API accepts it: 32 lowercase hex digits.
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 
-# Store column names (today's Store: ``phase`` is the phase's sequence number).
-STORE_EPOCH_SEQ = "phase"  # Store.epochs: the fit's sequence number
-STORE_PHASES_SEQ, STORE_PHASES_KIND = "seq", "kind"  # Store.run(...)["phases"]
-STORE_DECISION_SEQ = "phase"  # Store.lr_changes / lr_series / early_stops / restores
-STORE_EPOCH_META = ("started_at", "ended_at", "redone")
-
-#: Members of an epoch object that are not logs keys. A logs key with one of
-#: these names is given as ``log:NAME`` instead.
+#: Members of an epoch object that are not logs keys (``Store.epochs``' first
+#: columns). A logs key with one of these names is given as ``log:NAME``.
 EPOCH_META = ("phase", "phase_seq", "epoch", "started_at", "ended_at", "redone")
 
-#: Batch phases the API serves.
-BATCH_PHASES = {"fit": PhaseKind.FIT, "validation": PhaseKind.VALIDATION, "evaluate": PhaseKind.EVALUATE}
+#: Phase kinds whose batch curves the API serves.
+BATCH_PHASES = ("fit", "validation", "evaluate")
 
 
 class BadRequest(ValueError):
     """A query parameter of an API request is not valid; the message says which and why."""
 
 
-def _seq(frame: pd.DataFrame, store_column: str, kind: str) -> pd.DataFrame:
-    """Rename the Store's sequence column to ``phase_seq`` and add ``phase`` (the kind)."""
-    frame = frame.rename(columns={store_column: "phase_seq"})
-    if "phase" not in frame.columns:
-        frame.insert(0, "phase", kind)
-    return frame
+def batch_x(curves: BatchCurves) -> np.ndarray:
+    """The x of each batch: on the epoch axis for fit and validation, Keras' batch index otherwise.
+
+    On the epoch axis an epoch's own value sits at x = epoch and its batches
+    span (epoch - 1, epoch]: ``epoch - 1 + (batch + 1) / steps``, where
+    ``steps`` is the phase call's largest batch index + 1.
+    """
+    if curves.phase not in ("fit", "validation"):
+        return curves.batch.astype(np.float64)
+    steps = np.ones(len(curves), dtype=np.float64)
+    for seq in np.unique(curves.phase_seq):
+        mine = curves.phase_seq == seq
+        steps[mine] = curves.batch[mine].max() + 1
+    return np.maximum(curves.epoch, 0) - 1 + (curves.batch + 1) / steps
+
+
+def _logged(value: Any) -> bool:
+    """False for a cell the row did not log (pandas' NA); a logged None or NaN is logged."""
+    return value is not pd.NA
 
 
 class Dashboard:
@@ -84,11 +81,9 @@ class Dashboard:
     """
 
     def __init__(self, db: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
-        self.engine, url = open_readonly(db)
-        self.store = Store(url, heartbeat_timeout=heartbeat_timeout)
-        self.name = describe(resolve_url(db))
-        self._listing = RunListing(self.engine, self._last_evaluations, heartbeat_timeout=heartbeat_timeout)
-        self._batch_cache: dict[tuple[str, str, int], tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self.store = Store(db, heartbeat_timeout=heartbeat_timeout)
+        self.engine = self.store.engine
+        self.name = describe(self.store.url)
 
     # -- run ids -------------------------------------------------------------
 
@@ -111,35 +106,26 @@ class Dashboard:
     # -- the runs table ------------------------------------------------------
 
     def metric_keys(self) -> list[str]:
-        """Return every numeric epoch key any run logged, sorted. Not in Store yet."""
-        with self.engine.connect() as conn:
-            return list(conn.execute(select(RunMetric.key).distinct().order_by(RunMetric.key)).scalars())
-
-    def default_metric(self, keys: Sequence[str]) -> str | None:
-        """``val_loss`` if logged, else ``loss``, else the first key (None if no keys)."""
-        return next((k for k in ("val_loss", "loss") if k in keys), keys[0] if keys else None)
+        """Return every numeric epoch key any run logged, sorted (``Store.metric_keys``)."""
+        return self.store.metric_keys()
 
     def runs(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
              limit: int | None = None, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Return one JSON-ready object per run, newest first.
+        """Return one JSON-ready object per run, newest first (``Store.overview``'s rows).
 
         Members: ``run_id``, ``name``, ``status`` (running, finished, failed,
         interrupted, crashed), ``started_at``, ``ended_at``, ``duration_s``
-        (to now for a running run, to the last heartbeat for a crashed one),
-        ``epochs``, ``phases``, ``model_name``, ``param_count``, ``host``,
-        ``params`` (only the params whose values differ between the listed
-        runs), ``tags``, ``metric`` (the chosen key), ``best``,
-        ``best_epoch``, ``final``, ``final_epoch`` (of that key; best is min
-        or max by the key's direction), ``evaluate`` (the logs of the run's
-        last evaluate call, or None), ``stopped_epoch`` and
-        ``restored_epoch`` (None if none).
-
-        The rows read are cached until a writer writes (see
-        ``tracker.ui.listing``); liveness (running or crashed) and running
-        durations are worked out afresh on every call.
+        (null while running), ``epochs``, ``phases``, ``params`` (only the
+        params whose values differ between the listed runs; null where a run
+        lacks one), ``metric`` (the key of ``best``), ``best`` and
+        ``best_epoch`` (min or max by the key's direction; null for a run
+        that did not log it), ``stopped_epoch`` and ``restored_epoch`` (null
+        if none), ``evaluate`` (the results of the run's last evaluate call,
+        or null).
 
         Args:
-            metric: The key for best/final. Default ``val_loss``, else ``loss``.
+            metric: The key for ``best``. Default: the stoppers' most common
+                monitor, else ``val_loss``, else a ``val_*`` key, else ``loss``.
             status: Only runs with this status. Default all.
             name: Only runs with this name (``*`` and ``?`` are wildcards).
             limit: At most this many runs (the newest). Default all.
@@ -153,46 +139,19 @@ class Dashboard:
 
     def runs_json(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
                   limit: int | None = None, run_ids: Sequence[str] | None = None) -> str:
-        """Return ``runs(...)`` as JSON text: the ``/api/runs`` answer (see ``tracker.ui.listing``).
+        """Return ``runs(...)`` as JSON text: the ``/api/runs`` answer.
 
         Raises:
             BadRequest: see ``runs``.
         """
-        keys = self.metric_keys()
-        metric = metric if metric is not None else self.default_metric(keys)
-        if metric is not None and metric not in keys:
+        if metric is not None and metric not in self.metric_keys():
             raise BadRequest(f"metric {metric[:80]!r} is not a logged epoch key; GET /api/keys lists them.")
         if limit is not None and limit < 1:
             raise BadRequest("limit must be a positive integer.")
         if status is not None and status not in RUN_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}, not {status[:40]!r}.")
-        return self._listing.json(metric=metric, status=status, name=name, limit=limit,
-                                  run_ids=None if run_ids is None else tuple(run_ids))
-
-    def _last_evaluations(self, ids: list[str] | None) -> dict[str, dict[str, Any]]:
-        """The logs of each run's last evaluate call. Not in Store yet (Store.evaluations is planned)."""
-        latest: dict[str, tuple[int, dict[str, Any]]] = {}
-        for rid, seq, _ended, logs in self._evaluation_rows(ids):
-            if rid not in latest or seq > latest[rid][0]:
-                latest[rid] = (seq, logs)
-        return {rid: jsonable(logs) for rid, (_, logs) in latest.items()}
-
-    def _evaluation_rows(self, ids: list[str] | None) -> list[tuple[str, int, Any, dict[str, Any]]]:
-        """``(run_id, phase_seq, ended_at, logs)`` per evaluate call, exact values. Not in Store yet."""
-        stmt = (
-            select(Phase.run_id, Phase.seq, Phase.ended_at, PhaseValue.key, PhaseValue.value, PhaseValue.bits,
-                   PhaseValue.text)
-            .join(PhaseValue, PhaseValue.phase_id == Phase.id)
-            .where(Phase.kind == PhaseKind.EVALUATE)
-            .order_by(Phase.run_id, Phase.seq, PhaseValue.key)
-        )
-        if ids is not None:
-            stmt = stmt.where(Phase.run_id.in_(ids))
-        rows: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
-        with self.engine.connect() as conn:
-            for rid, seq, ended, key, value, bits, text in conn.execute(stmt):
-                rows.setdefault((rid, seq), (ended, {}))[1][key] = decode(value, bits, text)
-        return [(rid, seq, ended, logs) for (rid, seq), (ended, logs) in rows.items()]
+        return runs_json(self.engine, metric=metric, status=status, name=name, limit=limit, run_ids=run_ids,
+                         heartbeat_timeout=self.store.heartbeat_timeout)
 
     # -- one run -------------------------------------------------------------
 
@@ -214,44 +173,37 @@ class Dashboard:
         """
         self.check_run(run_id)
         summary = self.store.run(run_id)
-        phases = summary["phases"].rename(columns={STORE_PHASES_SEQ: "phase_seq", STORE_PHASES_KIND: "phase"})
-        for column in ("initial_epoch", "batch_count", "sample_count"):  # NULL made them floats
-            phases[column] = phases[column].astype("Int64")
-        results = {seq: logs for _, seq, _, logs in self._evaluation_rows([run_id])}
-        phase_rows = frame_records(phases)
-        for row in phase_rows:
+        results = self._results(summary["evaluations"])
+        phases = frame_records(summary["phases"])
+        for row in phases:
             if row["status"] == "running" and summary["run"]["status"] == "crashed":
-                row["status"] = "crashed"  # its process is gone (tracker.liveness)
-            row["results"] = jsonable(results.get(row["phase_seq"])) if row["phase"] == "evaluate" else None
+                row["status"] = "crashed"  # its process is gone (tracker.store.liveness)
+            row["results"] = results.get(row["phase_seq"]) if row["phase"] == "evaluate" else None
         series = self.store.lr_series(run_id)
-        series = series[series["point"] != "batch"]
-        model_config, fits = self._configs(run_id)
+        configs = self.store.configs(run_id)
         return {
             "run": jsonable(summary["run"]),
             "params": jsonable(summary["params"]),
             "tags": jsonable(summary["tags"]),
-            "phases": phase_rows,
+            "phases": phases,
             "metrics": frame_records(summary["metrics"]),
-            "lr_series": frame_records(_seq(series, STORE_DECISION_SEQ, "fit")),
-            "lr_changes": frame_records(_seq(summary["lr_changes"], STORE_DECISION_SEQ, "fit")),
-            "early_stops": frame_records(_seq(summary["early_stops"], STORE_DECISION_SEQ, "fit")),
-            "restores": frame_records(_seq(summary["restores"], STORE_DECISION_SEQ, "fit")),
-            "model_config": jsonable(model_config),
-            "fits": jsonable(fits),
+            "lr_series": frame_records(series[series["point"] != "batch"]),
+            "lr_changes": frame_records(summary["lr_changes"]),
+            "early_stops": frame_records(summary["early_stops"]),
+            "restores": frame_records(summary["restores"]),
+            "model_config": jsonable(configs["model_config"]),
+            "fits": jsonable(configs["fits"]),
         }
 
-    def _configs(self, run_id: str) -> tuple[Any, list[dict[str, Any]]]:
-        """The model config and each fit's optimizer config and Keras params. Not in Store yet."""
-        with self.engine.connect() as conn:
-            model_config = conn.execute(select(Run.model_config).where(Run.id == run_id)).scalar()
-            fits = [
-                {"phase_seq": seq, "optimizer_config": opt, "keras_params": params}
-                for seq, opt, params in conn.execute(
-                    select(Phase.seq, Phase.optimizer_config, Phase.keras_params)
-                    .where(Phase.run_id == run_id, Phase.kind == PhaseKind.FIT).order_by(Phase.seq)
-                )
-            ]
-        return model_config, fits
+    @staticmethod
+    def _results(evaluations: pd.DataFrame) -> dict[int, dict[str, Any]]:
+        """Each evaluate call's logs by ``phase_seq``: the keys it logged, exact."""
+        keys = [c for c in evaluations.columns if c not in ("run_id", "phase_seq", "status", "ended_at")]
+        out = {}
+        for i, seq in enumerate(evaluations["phase_seq"].tolist()):
+            cells = {k: evaluations[k].iloc[i] for k in keys}
+            out[int(seq)] = jsonable({k: v for k, v in cells.items() if _logged(v)})
+        return out
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """Return one object per finished epoch: ``phase`` (``fit``), ``phase_seq``,
@@ -263,37 +215,33 @@ class Dashboard:
             UnknownRunError: no run has this id.
         """
         self.check_run(run_id)
-        tidy = self.store.epochs(run_id, tidy=True)
-        meta = [STORE_EPOCH_SEQ, "epoch", *STORE_EPOCH_META]
-        rows = tidy[meta].drop_duplicates(subset=meta[:2])
-        with self.engine.connect() as conn:
-            recorded = conn.execute(select(Run.epoch_count).where(Run.id == run_id)).scalar()
-        if len(rows) != recorded:  # an epoch that logged no key, or a resumed run: take the Store's list
-            rows = self.store.epochs(run_id)[meta]
-        out: dict[tuple[int, int], dict[str, Any]] = {}
-        for seq, epoch, started, ended, redone in rows.itertuples(index=False, name=None):
-            out[(int(seq), int(epoch))] = {
-                "phase": "fit", "phase_seq": int(seq), "epoch": int(epoch),
-                "started_at": started, "ended_at": ended, "redone": bool(redone),
+        frame = self.store.epochs(run_id)
+        meta = len(EPOCH_META)
+        if tuple(frame.columns[:meta]) != EPOCH_META:  # pragma: no cover - Store.epochs' documented columns
+            raise RuntimeError(f"Store.epochs columns changed: {list(frame.columns[:meta])}")
+        columns = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
+        keys = [f"log:{k}" if k in EPOCH_META else str(k) for k in frame.columns[meta:]]
+        out = []
+        for r in range(len(frame)):
+            item: dict[str, Any] = {
+                "phase": columns[0][r], "phase_seq": int(columns[1][r]), "epoch": int(columns[2][r]),
+                "started_at": columns[3][r], "ended_at": columns[4][r], "redone": bool(columns[5][r]),
             }
-        values = tidy[[STORE_EPOCH_SEQ, "epoch", "key", "value"]]
-        for seq, epoch, key, value in values.itertuples(index=False, name=None):
-            member = f"log:{key}" if key in EPOCH_META else key
-            out[(int(seq), int(epoch))][member] = value
-        return jsonable(sorted(out.values(), key=lambda e: (e["phase_seq"], e["epoch"])))
+            for key, cells in zip(keys, columns[meta:]):
+                if _logged(cells[r]):
+                    item[key] = cells[r]
+            out.append(item)
+        return jsonable(out)
 
     def batches(self, run_id: str, *, phase: str = "fit", points: int = 2000) -> dict[str, Any]:
         """Return the batch curves of one kind of phase, downsampled on the server.
 
         Members: ``phase``, ``total`` (batches recorded), ``points`` (the
-        requested size), ``series``: per numeric logs key ``{"x": [...],
-        "y": [...]}``. For fit and validation x is on the epoch axis, where an
-        epoch's own value sits at x = epoch: ``epoch - 1 + (batch + 1) /
-        steps`` (steps: the phase's largest batch index + 1), so the batches
-        of epoch e span (e - 1, e]; for evaluate x is Keras' batch index.
+        requested size), ``series``: per logs key logged as a number
+        ``{"x": [...], "y": [...]}``, x as ``batch_x`` gives it: on the
+        epoch axis for fit and validation, Keras' batch index for evaluate.
         Each curve keeps its minimum and maximum per bucket
-        (``tracker.ui.downsample``). Answers are cached until the run's
-        batch count changes.
+        (``tracker.ui.downsample``).
 
         Raises:
             UnknownRunError: no run has this id.
@@ -304,62 +252,13 @@ class Dashboard:
         if not 10 <= points <= 20000:
             raise BadRequest("points must be between 10 and 20000.")
         self.check_run(run_id)
-        kind = BATCH_PHASES[phase]
-        with self.engine.connect() as conn:  # what changes when batches are added
-            token = tuple(conn.execute(
-                select(func.count(), func.max(Batch.phase_id), func.max(Batch.seq))
-                .where(Batch.phase_id.in_(select(Phase.id).where(Phase.run_id == run_id, Phase.kind == kind)))
-            ).one())
-        cache_key = (run_id, phase, points)
-        hit = self._batch_cache.get(cache_key)
-        if hit is not None and hit[0] == token:
-            return hit[1]
-        total, values = self._batch_arrays(run_id, kind, epoch_axis=phase != "evaluate")
+        curves = self.store.batch_curves(run_id, phase)
+        x = batch_x(curves)
         series = {}
-        for key, (x, y) in values.items():
-            kx, ky = downsample(x, y, points)
-            series[key] = {"x": kx.tolist(), "y": ky.tolist()}
-        answer = jsonable({"phase": phase, "total": total, "points": points, "series": series})
-        self._batch_cache[cache_key] = (token, answer)
-        while len(self._batch_cache) > 8:  # the oldest entry goes
-            self._batch_cache.pop(next(iter(self._batch_cache)))
-        return answer
-
-    def _batch_arrays(self, run_id: str, kind: PhaseKind, *, epoch_axis: bool) -> tuple[int, dict[str, Any]]:
-        """``(batches recorded, {key: (x, exact values)})`` of one phase kind, in order.
-
-        Not in Store yet: ``Store.batches`` pivots through pandas (about 2 s
-        for 100,000 rows here). This asks SQL for each numeric key's x and
-        bit pattern, per phase (two columns a row, x computed in SQL), and
-        decodes them with NumPy.
-        """
-        series: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-        with self.engine.connect() as conn:
-            phases = conn.execute(
-                select(Phase.id, Phase.epoch).where(Phase.run_id == run_id, Phase.kind == kind).order_by(Phase.seq)
-            ).all()
-            ids = [pid for pid, _ in phases]
-            total = conn.execute(select(func.count()).select_from(Batch).where(Batch.phase_id.in_(ids))).scalar()
-            keys = conn.execute(
-                select(BatchValue.key).where(BatchValue.phase_id.in_(ids), BatchValue.bits.is_not(None)).distinct()
-            ).scalars().all()
-            for pid, phase_epoch in phases:
-                if epoch_axis:  # the last batch of epoch e at x = e; steps: the phase's largest batch index + 1
-                    steps = (conn.execute(select(func.max(Batch.batch)).where(Batch.phase_id == pid)).scalar() or 0) + 1
-                    x = func.coalesce(Batch.epoch, phase_epoch or 0) - 1 + (Batch.batch + 1) / literal(float(steps))
-                else:
-                    x = Batch.batch
-                for key in keys:
-                    rows = conn.execute(
-                        select(x, BatchValue.bits)
-                        .join(Batch, and_(Batch.phase_id == BatchValue.phase_id, Batch.seq == BatchValue.batch_seq))
-                        .where(BatchValue.phase_id == pid, BatchValue.key == key, BatchValue.bits.is_not(None))
-                        .order_by(BatchValue.batch_seq)
-                    ).all()
-                    xs, ys = series.setdefault(key, ([], []))
-                    xs.append(np.fromiter(map(itemgetter(0), rows), np.float64, len(rows)))
-                    ys.append(np.fromiter(map(itemgetter(1), rows), np.int64, len(rows)).view(np.float64))
-        return total or 0, {key: (np.concatenate(xs), np.concatenate(ys)) for key, (xs, ys) in sorted(series.items())}
+        for key, (rows, values) in curves.values.items():
+            kx, ky = downsample(x[rows], values, points)
+            series[key] = {"x": kx.tolist(), "y": jsonable(ky.tolist())}
+        return {"phase": phase, "total": len(curves), "points": points, "series": series}
 
     # -- compare -------------------------------------------------------------
 

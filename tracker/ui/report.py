@@ -48,9 +48,8 @@ def report_html(db: str, runs: Sequence[str]) -> str:
         raise ValueError("Give at least one run to report on.")
     data = Dashboard(db)
     ids = list(dict.fromkeys(data.store.resolve(ref) for ref in runs))
-    keys = data.metric_keys()
     responses: dict[str, Any] = {
-        "/api/keys": {"keys": keys, "default": data.default_metric(keys), "database": data.name},
+        "/api/keys": {"keys": data.metric_keys(), "database": data.name},
         "/api/runs": data.runs(run_ids=ids),
     }
     for rid in ids:

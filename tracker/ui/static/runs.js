@@ -13,7 +13,7 @@
       { key: "name", label: "name", get: (r) => r.name || "", cell: (r) => T.link(T.runRoute(r.run_id), r.name || r.run_id.slice(0, 8), { class: "run-link" }) },
       { key: "status", label: "status", get: (r) => r.status, cell: (r) => T.statusBadge(r.status) },
       { key: "started_at", label: "started", get: (r) => r.started_at || "", cell: (r) => T.el("span", { title: T.time(r.started_at) }, T.time(r.started_at).slice(0, 16)) },
-      { key: "duration_s", label: "duration", num: true, get: (r) => r.duration_s, cell: (r) => T.duration(r.duration_s) },
+      { key: "duration_s", label: "duration", num: true, get: duration, cell: (r) => T.duration(duration(r)) },
       { key: "epochs", label: "epochs", num: true, get: (r) => r.epochs, cell: (r) => String(r.epochs) },
     ];
     for (const p of params) {
@@ -34,6 +34,12 @@
     cols.push({ key: "stopped_epoch", label: "stopped", num: true, get: (r) => r.stopped_epoch, cell: (r) => T.fmt(r.stopped_epoch) });
     cols.push({ key: "restored_epoch", label: "restored", num: true, get: (r) => r.restored_epoch, cell: (r) => T.fmt(r.restored_epoch) });
     return cols;
+  }
+
+  /* Seconds from start to end; a running run's so far. */
+  function duration(r) {
+    if (r.duration_s !== null && r.duration_s !== undefined) return r.duration_s;
+    return r.status === "running" && r.started_at ? Math.max(0, (Date.now() - T.date(r.started_at)) / 1000) : null;
   }
 
   function sortable(v) {
@@ -103,16 +109,19 @@
 
     async function load() {
       try {
+        let keys = null;
         if (!state.keys.length || T.mode === "server") {
-          const keys = await T.api("/api/keys");
-          if (!state.metric) state.metric = keys.default;
+          keys = await T.api("/api/keys");
           if (keys.database) document.getElementById("database").textContent = keys.database;
-          if (JSON.stringify(keys.keys) !== JSON.stringify(state.keys)) {
-            state.keys = keys.keys;
-            metric.replaceChildren(...state.keys.map((k) => T.el("option", { value: k, selected: k === state.metric }, k)));
-          }
         }
         state.runs = await T.api("/api/runs" + (T.mode === "report" ? "" : T.query(state.metric ? [["metric", state.metric]] : [])));
+        /* Without a choice, the server picks the metric (the stoppers' monitor, else val_loss...). */
+        const chosen = state.metric || (state.runs.find((r) => r.metric) || {}).metric || null;
+        if (keys && (JSON.stringify(keys.keys) !== JSON.stringify(state.keys) || chosen !== state.metric)) {
+          state.keys = keys.keys;
+          metric.replaceChildren(...state.keys.map((k) => T.el("option", { value: k, selected: k === chosen }, k)));
+        }
+        state.metric = chosen;
         notice.hidden = true;
         draw();
       } catch (err) {
