@@ -1,9 +1,11 @@
-"""A training job the live dashboard test steers: fits the guide's model with the tracker and, after
-each epoch is recorded, waits for the test's go-ahead file.
+"""A training job the live dashboard test steers: fits the guide's model with the tracker and, before
+each epoch after the first, waits for the test's go-ahead file.
 
 Usage: python train_live.py DB GATE_DIR
-At the end of epoch N it waits for GATE_DIR/goN (or GATE_DIR/stop, which stops training). The
-tracker is listed first, so the epoch is in the database before the job waits.
+Before epoch N (N >= 1) it waits for GATE_DIR/go{N-1}, so epoch N-1 is in the database while it
+waits: the tracker writes an epoch once every callback's on_epoch_end has run. GATE_DIR/stop
+stops training instead: Keras then trains one batch of epoch N and ends it, so the run ends with
+N + 1 epochs. It prints ``DONE RUN_ID`` at the end.
 """
 
 import os
@@ -24,13 +26,15 @@ class Gate(keras.callbacks.Callback):
         super().__init__()
         self.folder = folder
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 0:
+            return
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if (self.folder / "stop").exists():
                 self.model.stop_training = True
                 return
-            if (self.folder / f"go{epoch}").exists():
+            if (self.folder / f"go{epoch - 1}").exists():
                 return
             time.sleep(0.02)
         raise TimeoutError(f"no go-ahead for epoch {epoch}")
