@@ -201,17 +201,17 @@ class Store:
         Raises:
             UnknownRunError: ``ref`` names no run.
         """
-        run_id = self.resolve(ref)
+        run_id = self.resolve(ref)  # once: the parts below take the id as it is
         return {
             "run": runs.run_summary(self.engine, run_id, heartbeat_timeout=self.heartbeat_timeout),
-            "params": self.params(run_id),
-            "tags": self.tags(run_id),
+            "params": runs.params_of(self.engine, run_id),
+            "tags": runs.tags_of(self.engine, run_id),
             "phases": runs.phases_frame(self.engine, run_id),
-            "metrics": self.metrics(run_id),
-            "evaluations": self.evaluations(run_id),
-            "lr_changes": self.lr_changes(run_id),
-            "early_stops": self.early_stops(run_id),
-            "restores": self.restores(run_id),
+            "metrics": runs.metrics_frame(self.engine, run_id),
+            "evaluations": series.evaluations_frame(self.engine, [run_id]),
+            "lr_changes": decisions.lr_changes_frame(self.engine, run_id),
+            "early_stops": decisions.early_stops_frame(self.engine, run_id),
+            "restores": decisions.restores_frame(self.engine, run_id),
         }
 
     def params(self, run: str) -> dict[str, Any]:
