@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, column, select, table
@@ -132,7 +133,7 @@ def overview(
         run_params: dict[str, dict[str, str]] = {rid: {} for rid in ids}
         for part in _chunks(list(scope or [])):
             q = select(PARAMS.c.run_id, PARAMS.c.key, PARAMS.c.value)
-            for rid, key, value in conn.execute(_where_runs(q, PARAMS.c.run_id, scope, part)):
+            for rid, key, value in conn.execute(_where_runs(q, PARAMS.c.run_id, scope, part)).all():
                 if rid in run_params:
                     run_params[rid][key] = value
             if scope is None:
@@ -145,7 +146,7 @@ def overview(
             epoch_col = RUN_METRICS.c.best_max_epoch if high else RUN_METRICS.c.best_min_epoch
             for part in _chunks(list(scope or [])):
                 q = select(RUN_METRICS.c.run_id, value_col, epoch_col).where(RUN_METRICS.c.key_id == key_id)
-                for rid, value, epoch in conn.execute(_where_runs(q, RUN_METRICS.c.run_id, scope, part)):
+                for rid, value, epoch in conn.execute(_where_runs(q, RUN_METRICS.c.run_id, scope, part)).all():
                     # A summary row exists only for a number: NULL best means every value was NaN.
                     best[rid] = (value if value is not None else float("nan"), epoch)
                 if scope is None:
@@ -175,7 +176,7 @@ def overview(
                 .where(_PHASES.c.kind == "evaluate")
                 .order_by(_PHASES.c.run_id, _PHASES.c.seq)
             )
-            for rid, seq, kid, value, bits, text in conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)):
+            for rid, seq, kid, value, bits, text in conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all():
                 last = evals.get(rid)
                 if last is None or seq > last[0]:
                     evals[rid] = last = (seq, {})
@@ -207,6 +208,7 @@ def overview(
     return Overview(columns, rows, metric_name, differing, eval_keys)
 
 
+@lru_cache(maxsize=4096)  # a sweep repeats a few values across thousands of runs
 def _param(text: Any) -> Any:
     """A param's stored JSON text as a value (scalars as they are, the rest as JSON text)."""
     if text is None:

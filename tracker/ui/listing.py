@@ -51,24 +51,27 @@ def runs_json(
     params = [(c.removeprefix("param:"), at[c]) for c in found.columns if c.startswith("param:")]
     evals = [(c.removeprefix("eval:"), at[c]) for c in found.columns if c.startswith("eval:")]
     decisions = [(c, at[c]) for c in _DECISIONS]
-    best = at["best"]
-    parts = []
+    best, metric = at["best"], found.metric
+    items = []
     for row in found.rows:
         item: dict[str, Any] = {c: row[i] for c, i in plain}
         item["started_at"], item["ended_at"] = _iso(item["started_at"]), _iso(item["ended_at"])
         item["params"] = {k: _number(row[i]) for k, i in params}
-        item["metric"] = found.metric
+        item["metric"] = metric
         item["best"] = _number(row[best])
-        item.update((c, row[i]) for c, i in decisions)
-        results = {k: jsonable(row[i]) for k, i in evals if row[i] is not None}
+        for c, i in decisions:
+            item[c] = row[i]
+        results = {k: _number(row[i]) for k, i in evals if row[i] is not None}
         item["evaluate"] = results or None
-        parts.append(_json(item))
-    return "[" + ",".join(parts) + "]"
+        items.append(item)
+    return _json(items)
 
 
 def _number(value: Any) -> Any:
-    """A float as JSON: NaN and ±inf as strings."""
-    return value if not isinstance(value, float) or math.isfinite(value) else jsonable(value)
+    """A value as JSON: NaN and ±inf as strings, a list or dict (a logged array) made JSON-safe."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else jsonable(value)
+    return jsonable(value) if isinstance(value, (list, dict)) else value
 
 
 def _iso(value: Any) -> str | None:
@@ -81,4 +84,4 @@ def _iso(value: Any) -> str | None:
 
 
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-_json = _ENCODER.encode  # one encoder for all: json.dumps with options builds one per call
+_json = _ENCODER.encode  # the whole answer in one call of the C encoder
