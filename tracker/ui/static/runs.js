@@ -56,15 +56,15 @@
 
   function matches(run, text) {
     if (!text) return true;
-    const hay = [run.name, run.run_id, run.status, ...Object.entries(run.params || {}).map(([k, v]) => k + "=" + JSON.stringify(v)),
-      ...Object.entries(run.tags || {}).map(([k, v]) => k + "=" + v)].join(" ").toLowerCase();
+    const hay = [run.name, run.run_id, run.status, ...Object.entries(run.params || {}).map(([k, v]) => k + "=" + JSON.stringify(v))]
+      .join(" ").toLowerCase();
     return text.toLowerCase().split(/\s+/).every((word) => hay.includes(word));
   }
 
   T.views.runs = function (main) {
     const state = { sort: "started_at", dir: -1, filter: "", status: "", metric: null, selected: new Set(), runs: [], keys: [] };
     let timer = null, disposed = false;
-    const filter = T.el("input", { type: "search", id: "filter", placeholder: "filter: name, id, param=value, tag…", "aria-label": "filter runs" });
+    const filter = T.el("input", { type: "search", id: "filter", placeholder: "filter: name, id, status, param=value…", "aria-label": "filter runs" });
     const status = T.el("select", { id: "status-filter", "aria-label": "status" },
       ["", "running", "finished", "failed", "interrupted", "crashed"].map((s) => T.el("option", { value: s }, s || "any status")));
     const metric = T.el("select", { id: "metric", "aria-label": "metric for best", disabled: T.mode === "report",
