@@ -189,21 +189,30 @@ def overview(
             key_names = dict(conn.execute(select(KEYS.c.id, KEYS.c.name).where(KEYS.c.id.in_(sorted(used)))).all())
     keys = sorted({k for p in run_params.values() for k in p})
     differing = [k for k in keys if len({p.get(k) for p in run_params.values()}) > 1]
-    eval_keys = sorted(key_names.values())
+    eval_ids = sorted(key_names, key=key_names.__getitem__)
+    eval_keys = [key_names[k] for k in eval_ids]
     columns = ["run_id", "name", "status", "started_at", "ended_at", "duration_s", "epochs", "phases"]
     columns += [f"param:{k}" for k in differing]
     columns += ["metric", "best", "best_epoch", "stopped_epoch", "restored_epoch"]
     columns += [f"eval:{k}" for k in eval_keys]
     rows = []
-    for row in listed:
-        rid = row[at["run_id"]]
-        out = [rid, row[at["name"]], row[at["status"]], row[at["started_at"]], row[at["ended_at"]],
-               _seconds(row[at["started_at"]], row[at["ended_at"]]), row[at["epochs"]], row[at["phases"]]]
-        out += [_param(run_params[rid].get(k)) for k in differing]
-        value, epoch = best.get(rid, (None, None))
-        out += [metric_name if rid in best else None, value, epoch, stopped.get(rid), restored.get(rid)]
-        named = {key_names[k]: v for k, v in evals.get(rid, (0, {}))[1].items() if k in key_names}
-        out += [named.get(k) for k in eval_keys]
+    i_id, i_name, i_status, i_start, i_end, i_epochs, i_phases = (
+        at[c] for c in ("run_id", "name", "status", "started_at", "ended_at", "epochs", "phases")
+    )
+    no_evals: tuple[int, dict[int, Any]] = (0, {})
+    for row in listed:  # 10,000 runs: plain indexes, no dict per row
+        rid, started, ended = row[i_id], row[i_start], row[i_end]
+        out = [rid, row[i_name], row[i_status], started, ended, _seconds(started, ended), row[i_epochs],
+               row[i_phases]]
+        if differing:
+            mine = run_params[rid]
+            out += [_param(mine.get(k)) for k in differing]
+        found = best.get(rid)
+        out += [metric_name, *found] if found is not None else [None, None, None]
+        out += [stopped.get(rid), restored.get(rid)]
+        if eval_ids:
+            logged = evals.get(rid, no_evals)[1]
+            out += [logged.get(k) for k in eval_ids]
         rows.append(out)
     return Overview(columns, rows, metric_name, differing, eval_keys)
 
