@@ -1,6 +1,6 @@
 """Measure the dashboard's JSON API through a real uvicorn server, against the issue's goals.
 
-  a. ``GET /api/runs`` over 10,000 runs (the runs table: ``tracker.store.overview`` rows as JSON);
+  a. ``GET /api/runs`` over 10,000 runs (the runs table: ``tracker.store.overview``'s columns and rows);
   b. a 100-epoch run's page data: ``GET /api/runs/ID`` then ``GET /api/runs/ID/epochs``;
   c. ``GET /api/runs/ID/batches?points=2000`` of a run with 100,000 train batches (two keys), read
      with ``Store.batch_curves`` and downsampled on the server (min and max per bucket).
@@ -58,6 +58,7 @@ from tracker.store.store import Store
 from tracker.ui.app import create_app
 from tracker.ui.data import Dashboard
 from tracker.ui.jsonable import dumps
+from tracker.ui.listing import run_objects
 from tracker.ui.server import running_server
 
 RUNS_DB = "/tmp/tracker-ui-runs-{n}x100.db"
@@ -288,7 +289,7 @@ def main() -> None:
     results = []
     print(f"load average before: {load()} ({os.cpu_count()} cores)")
     with running_server(create_app(runs_db)) as url:
-        listing = json.loads(fetch(url + "/api/runs"))
+        listing = run_objects(json.loads(fetch(url + "/api/runs")))
         assert len(listing) == args.runs, len(listing)
         one = next(r["run_id"] for r in listing[len(listing) // 2:] if r["restored_epoch"] is not None)
         listed = timed(lambda: fetch(url + "/api/runs"), args.repeat)

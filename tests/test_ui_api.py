@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from ui_support import HOSTILE_NAME, get, recorded_runs
 
@@ -19,6 +20,7 @@ from tracker.errors import DatabaseError, DatabaseNotFoundError
 from tracker.ui.app import create_app
 from tracker.ui.data import Dashboard
 from tracker.ui.downsample import minmax_indices
+from tracker.ui.listing import run_objects
 from tracker.ui.server import exposure_warning, running_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,20 +53,36 @@ def same(a, b):
     return a == b
 
 
-def test_runs_lists_every_run_with_its_summary_as_the_store_has_it(api, recorded):
-    status, kind, runs = get(api + "/api/runs")
+def test_runs_answer_is_the_store_overview_table_newest_first(api, recorded):
+    status, kind, answer = get(api + "/api/runs")
     assert status == 200 and kind.startswith("application/json")
+    frame = Store(recorded.path).overview(sort="-started_at")
+    assert answer["columns"] == list(frame.columns) and answer["metric"] == "val_loss"  # the EarlyStopping monitor
+    assert len(answer["rows"]) == len(frame) == 3
+    for row, expected in zip(answer["rows"], frame.itertuples(index=False)):
+        for column, got, want in zip(answer["columns"], row, expected):
+            if column in ("started_at", "ended_at"):
+                assert (got is None and pd.isna(want)) or pd.Timestamp(got) == want, column
+            elif want is None or want is pd.NA:
+                assert got is None, column
+            else:
+                assert same(number(got), want.item() if hasattr(want, "item") else want), (column, got, want)
+
+
+def test_run_objects_hold_the_summary_as_the_store_has_it(api, recorded):
+    _, _, answer = get(api + "/api/runs")
+    runs = run_objects(answer)
     store = Store(recorded.path)
-    frame = store.runs()
-    assert sorted(r["run_id"] for r in runs) == sorted(frame["run_id"])
     by_id = {r["run_id"]: r for r in runs}
-    for row in frame.itertuples():
+    for row in store.runs().itertuples():
         got = by_id[row.run_id]
         assert (got["name"], got["status"], got["epochs"]) == (row.name, row.status, row.epochs)
         metrics = store.metrics(row.run_id).set_index("key")
         if "val_loss" in metrics.index:
             assert got["metric"] == "val_loss"
             assert (got["best"], got["best_epoch"]) == (metrics.loc["val_loss", "best"], metrics.loc["val_loss", "best_epoch"])
+        else:  # the hostile run trained without validation
+            assert got["metric"] is None and got["best"] is None
     base = by_id[recorded.baseline]
     stop = store.early_stops(recorded.baseline).iloc[0]
     restore = store.restores(recorded.baseline).iloc[0]
@@ -73,17 +91,16 @@ def test_runs_lists_every_run_with_its_summary_as_the_store_has_it(api, recorded
     assert by_id[recorded.odd]["evaluate"] is None and by_id[recorded.odd]["stopped_epoch"] is None
     assert base["params"] == {"batch_size": 16, "lr": 0.1, "note": None}, "the params that differ (or are absent somewhere)"
     assert by_id[recorded.hostile]["name"] == HOSTILE_NAME
-    overview = store.overview().set_index("run_id")
-    assert all(by_id[rid]["duration_s"] == overview.loc[rid, "duration_s"] for rid in overview.index)
 
 
 def test_runs_filters_and_chosen_metric(api, recorded):
     _, _, by_name = get(api + "/api/runs?name=odd-*")
-    assert [r["run_id"] for r in by_name] == [recorded.odd]
+    assert [r["run_id"] for r in run_objects(by_name)] == [recorded.odd]
     _, _, by_loss = get(api + "/api/runs?metric=loss&limit=2")
-    assert len(by_loss) == 2 and {r["metric"] for r in by_loss} == {"loss"}
+    assert len(by_loss["rows"]) == 2 and by_loss["metric"] == "loss"
+    assert {r["metric"] for r in run_objects(by_loss)} == {"loss"}
     _, _, finished = get(api + "/api/runs?status=finished")
-    assert len(finished) == 3
+    assert len(finished["rows"]) == 3
     _, _, keys = get(api + "/api/keys")
     assert keys["keys"] == Store(recorded.path).metric_keys() and {"loss", "val_loss"} <= set(keys["keys"])
 
@@ -282,7 +299,7 @@ def test_tracker_ui_serves_and_warns_when_not_local(recorded, host, warned):
         port = lines[-1].split("http://", 1)[1].split()[0].rsplit(":", 1)[1]
         assert ("Warning: listening on 0.0.0.0" in "".join(lines)) == warned
         status, _, runs = get(f"http://127.0.0.1:{port}/api/runs")
-        assert status == 200 and len(runs) == 3
+        assert status == 200 and len(runs["rows"]) == 3
     finally:
         process.terminate()
         process.wait(timeout=10)

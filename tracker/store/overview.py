@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, column, select, table
 
 from tracker.db.values import decode
+from tracker.store.bulk import driver_rows
 from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, maximised, runs_statement
 from tracker.store.liveness import apply_liveness
 
@@ -120,9 +121,8 @@ def overview(
         status=status, name=name, tags=tags, params=params, sort=sort, limit=limit, run_ids=run_ids
     )
     with engine.connect() as conn:
-        result = conn.execute(stmt)
-        listing_columns = list(result.keys())
-        listed = [list(r) for r in result.all()]
+        listing_columns = list(stmt.selected_columns.keys())
+        listed = [list(r) for r in driver_rows(conn, stmt)]
         wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
         listed = apply_liveness(listing_columns, listed, wanted, timeout=heartbeat_timeout)
         at = {c: i for i, c in enumerate(listing_columns)}
@@ -133,7 +133,7 @@ def overview(
         run_params: dict[str, dict[str, str]] = {rid: {} for rid in ids}
         for part in _chunks(list(scope or [])):
             q = select(PARAMS.c.run_id, PARAMS.c.key, PARAMS.c.value)
-            for rid, key, value in conn.execute(_where_runs(q, PARAMS.c.run_id, scope, part)).all():
+            for rid, key, value in driver_rows(conn, _where_runs(q, PARAMS.c.run_id, scope, part)):
                 if rid in run_params:
                     run_params[rid][key] = value
             if scope is None:
@@ -146,7 +146,7 @@ def overview(
             epoch_col = RUN_METRICS.c.best_max_epoch if high else RUN_METRICS.c.best_min_epoch
             for part in _chunks(list(scope or [])):
                 q = select(RUN_METRICS.c.run_id, value_col, epoch_col).where(RUN_METRICS.c.key_id == key_id)
-                for rid, value, epoch in conn.execute(_where_runs(q, RUN_METRICS.c.run_id, scope, part)).all():
+                for rid, value, epoch in driver_rows(conn, _where_runs(q, RUN_METRICS.c.run_id, scope, part)):
                     # A summary row exists only for a number: NULL best means every value was NaN.
                     best[rid] = (value if value is not None else float("nan"), epoch)
                 if scope is None:
@@ -162,21 +162,20 @@ def overview(
                 .where(_STOPS.c.stopped.is_(True))
                 .order_by(_PHASES.c.seq, _STOPS.c.id)
             )
-            stopped.update(conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all())
+            stopped.update(driver_rows(conn, _where_runs(q, _PHASES.c.run_id, scope, part)))
             q = (
                 select(_PHASES.c.run_id, _RESTORES.c.restored_epoch)
                 .select_from(_RESTORES.join(_PHASES, _PHASES.c.id == _RESTORES.c.phase_id))
                 .order_by(_PHASES.c.seq, _RESTORES.c.id)
             )
-            restored.update(conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all())
+            restored.update(driver_rows(conn, _where_runs(q, _PHASES.c.run_id, scope, part)))
             q = (
                 select(_PHASES.c.run_id, _PHASES.c.seq, _PHASE_VALUES.c.key_id, _PHASE_VALUES.c.value,
                        _PHASE_VALUES.c.bits, _PHASE_VALUES.c.text)
                 .select_from(_PHASE_VALUES.join(_PHASES, _PHASES.c.id == _PHASE_VALUES.c.phase_id))
                 .where(_PHASES.c.kind == "evaluate")
-                .order_by(_PHASES.c.run_id, _PHASES.c.seq)
-            )
-            for rid, seq, kid, value, bits, text in conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all():
+            )  # in any order: the loop keeps each run's highest seq
+            for rid, seq, kid, value, bits, text in driver_rows(conn, _where_runs(q, _PHASES.c.run_id, scope, part)):
                 last = evals.get(rid)
                 if last is None or seq > last[0]:
                     evals[rid] = last = (seq, {})

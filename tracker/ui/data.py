@@ -26,7 +26,7 @@ from tracker.store.series import BatchCurves
 from tracker.store.store import Store
 from tracker.ui.downsample import downsample
 from tracker.ui.jsonable import frame_records, jsonable
-from tracker.ui.listing import runs_json
+from tracker.ui.listing import run_objects, runs_json
 
 __all__ = ["Dashboard", "RUN_ID", "EPOCH_META", "BATCH_PHASES", "BadRequest", "batch_x"]
 
@@ -111,17 +111,33 @@ class Dashboard:
 
     def runs(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
              limit: int | None = None, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Return one JSON-ready object per run, newest first (``Store.overview``'s rows).
+        """Return one JSON-ready object per run, newest first: ``runs_json`` as the pages see it.
 
         Members: ``run_id``, ``name``, ``status`` (running, finished, failed,
         interrupted, crashed), ``started_at``, ``ended_at``, ``duration_s``
         (null while running), ``epochs``, ``phases``, ``params`` (only the
         params whose values differ between the listed runs; null where a run
-        lacks one), ``metric`` (the key of ``best``), ``best`` and
-        ``best_epoch`` (min or max by the key's direction; null for a run
-        that did not log it), ``stopped_epoch`` and ``restored_epoch`` (null
-        if none), ``evaluate`` (the results of the run's last evaluate call,
-        or null).
+        lacks one), ``metric``, ``best`` and ``best_epoch`` (of ``metric``,
+        min or max by the key's direction; null for a run that did not log
+        it), ``stopped_epoch``, ``restored_epoch``, ``evaluate`` (the results
+        of the run's last evaluate call, or null).
+
+        Raises:
+            BadRequest: see ``runs_json``.
+        """
+        answer = json.loads(self.runs_json(metric=metric, status=status, name=name, limit=limit, run_ids=run_ids))
+        return run_objects(answer)
+
+    def runs_json(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
+                  limit: int | None = None, run_ids: Sequence[str] | None = None) -> str:
+        """Return the ``/api/runs`` answer: ``Store.overview``'s table as JSON text.
+
+        ``{"metric": KEY, "columns": [...], "rows": [[...], ...]}``, newest
+        run first. Columns: ``run_id``, ``name``, ``status``, ``started_at``,
+        ``ended_at``, ``duration_s``, ``epochs``, ``phases``, ``param:NAME``
+        per param that differs between the listed runs, ``metric``, ``best``,
+        ``best_epoch``, ``stopped_epoch``, ``restored_epoch``, ``eval:KEY``
+        per key of the runs' last evaluate results (see ``Store.overview``).
 
         Args:
             metric: The key for ``best``. Default: the stoppers' most common
@@ -134,15 +150,6 @@ class Dashboard:
         Raises:
             BadRequest: ``metric`` is not a logged key, ``status`` is not a
                 status, or ``limit`` is below 1.
-        """
-        return json.loads(self.runs_json(metric=metric, status=status, name=name, limit=limit, run_ids=run_ids))
-
-    def runs_json(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
-                  limit: int | None = None, run_ids: Sequence[str] | None = None) -> str:
-        """Return ``runs(...)`` as JSON text: the ``/api/runs`` answer.
-
-        Raises:
-            BadRequest: see ``runs``.
         """
         if metric is not None and metric not in self.metric_keys():
             raise BadRequest(f"metric {metric[:80]!r} is not a logged epoch key; GET /api/keys lists them.")

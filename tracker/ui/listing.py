@@ -1,16 +1,17 @@
-"""The runs table: ``tracker.store.overview`` rows as the ``/api/runs`` JSON.
+"""The runs table: ``tracker.store.overview`` as the ``/api/runs`` JSON, and as run objects.
 
 ``overview`` reads every listed run in a fixed handful of queries, as plain
-rows (no pandas); this turns its rows into one JSON object per run, without
-building a DataFrame, so 10,000 runs stay well inside the dashboard's time
-budget. Part of ``tracker.ui.data``, which validates the arguments. No SQL
+rows (no pandas). ``/api/runs`` answers that table as it is, columns and
+rows, so that 10,000 runs cost one pass over the rows (times made ISO 8601)
+and one call of the C JSON encoder: objects with named members would double
+the encoding time (measured: 116 against 48 ms on this machine). The pages
+turn the rows into objects; ``run_objects`` does the same in Python. No SQL
 here. Imports neither Keras nor TensorFlow.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,15 +21,7 @@ from sqlalchemy import Engine
 from tracker.store.overview import overview
 from tracker.ui.jsonable import jsonable
 
-__all__ = ["runs_json", "RUN_MEMBERS"]
-
-#: The members of each ``/api/runs`` object, in order.
-RUN_MEMBERS = (
-    "run_id", "name", "status", "started_at", "ended_at", "duration_s", "epochs", "phases", "params", "metric",
-    "best", "best_epoch", "stopped_epoch", "restored_epoch", "evaluate",
-)
-_PLAIN = ("run_id", "name", "status", "started_at", "ended_at", "duration_s", "epochs", "phases")
-_DECISIONS = ("best_epoch", "stopped_epoch", "restored_epoch")
+__all__ = ["runs_json", "run_objects"]
 
 
 def runs_json(
@@ -41,37 +34,49 @@ def runs_json(
     run_ids: Sequence[str] | None,
     heartbeat_timeout: float,
 ) -> str:
-    """Return the listed runs as a JSON array, newest first (see ``Dashboard.runs`` for the members)."""
+    """Return ``{"metric": KEY, "columns": [...], "rows": [[...], ...]}`` as JSON text, newest run first.
+
+    ``columns`` are ``Store.overview``'s (see ``Dashboard.runs``); times are
+    ISO 8601 UTC; NaN and ±inf are strings, as everywhere in the API.
+    """
     found = overview(
         engine, status=status, name=name, sort="-started_at", limit=limit,
         run_ids=None if run_ids is None else list(run_ids), metric=metric, heartbeat_timeout=heartbeat_timeout,
     )
-    at = {c: i for i, c in enumerate(found.columns)}
-    plain = [(c, at[c]) for c in _PLAIN]
-    params = [(c.removeprefix("param:"), at[c]) for c in found.columns if c.startswith("param:")]
-    evals = [(c.removeprefix("eval:"), at[c]) for c in found.columns if c.startswith("eval:")]
-    decisions = [(c, at[c]) for c in _DECISIONS]
-    best, metric = at["best"], found.metric
-    items = []
-    for row in found.rows:
-        item: dict[str, Any] = {c: row[i] for c, i in plain}
-        item["started_at"], item["ended_at"] = _iso(item["started_at"]), _iso(item["ended_at"])
-        item["params"] = {k: _number(row[i]) for k, i in params}
-        item["metric"] = metric
-        item["best"] = _number(row[best])
-        for c, i in decisions:
-            item[c] = row[i]
-        results = {k: _number(row[i]) for k, i in evals if row[i] is not None}
-        item["evaluate"] = results or None
-        items.append(item)
-    return _json(items)
+    times = [found.columns.index("started_at"), found.columns.index("ended_at")]
+    for row in found.rows:  # the overview's own lists: made ISO in place
+        for i in times:
+            if row[i] is not None:
+                row[i] = _iso(row[i])
+    answer = {"metric": found.metric, "columns": found.columns, "rows": found.rows}
+    try:
+        return _json(answer)
+    except (ValueError, TypeError):  # NaN, ±inf or a logged array somewhere: make every value JSON-safe
+        return _json(jsonable(answer))
 
 
-def _number(value: Any) -> Any:
-    """A value as JSON: NaN and ±inf as strings, a list or dict (a logged array) made JSON-safe."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else jsonable(value)
-    return jsonable(value) if isinstance(value, (list, dict)) else value
+def run_objects(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``/api/runs`` answer as one object per run, as the pages build them.
+
+    Members: the overview's columns, except ``param:NAME`` columns gathered
+    into ``params`` and ``eval:KEY`` columns into ``evaluate`` (the keys the
+    run's last evaluate logged, or None).
+    """
+    columns = answer["columns"]
+    out = []
+    for row in answer["rows"]:
+        item: dict[str, Any] = {"params": {}, "evaluate": None}
+        for column, value in zip(columns, row):
+            if column.startswith("param:"):
+                item["params"][column.removeprefix("param:")] = value
+            elif column.startswith("eval:"):
+                if value is not None:
+                    item["evaluate"] = item["evaluate"] or {}
+                    item["evaluate"][column.removeprefix("eval:")] = value
+            else:
+                item[column] = value
+        out.append(item)
+    return out
 
 
 def _iso(value: Any) -> str | None:

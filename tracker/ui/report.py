@@ -9,6 +9,7 @@ connection.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ def report_html(db: str, runs: Sequence[str]) -> str:
     ids = list(dict.fromkeys(data.store.resolve(ref) for ref in runs))
     responses: dict[str, Any] = {
         "/api/keys": {"keys": data.metric_keys(), "database": data.name},
-        "/api/runs": data.runs(run_ids=ids),
+        "/api/runs": json.loads(data.runs_json(run_ids=ids)),
     }
     for rid in ids:
         responses[f"/api/runs/{rid}"] = data.run(rid)

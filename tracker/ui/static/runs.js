@@ -36,6 +36,22 @@
     return cols;
   }
 
+  /* The /api/runs table (Store.overview's columns and rows) as one object per run:
+   * param:NAME columns gathered in params, eval:KEY columns in evaluate (null if none). */
+  function runObjects(answer) {
+    const columns = answer.columns;
+    return answer.rows.map((row) => {
+      const run = { params: {}, evaluate: null };
+      columns.forEach((c, i) => {
+        if (c.startsWith("param:")) run.params[c.slice(6)] = row[i];
+        else if (c.startsWith("eval:")) {
+          if (row[i] !== null) (run.evaluate = run.evaluate || {})[c.slice(5)] = row[i];
+        } else run[c] = row[i];
+      });
+      return run;
+    });
+  }
+
   /* Seconds from start to end; a running run's so far. */
   function duration(r) {
     if (r.duration_s !== null && r.duration_s !== undefined) return r.duration_s;
@@ -114,9 +130,10 @@
           keys = await T.api("/api/keys");
           if (keys.database) document.getElementById("database").textContent = keys.database;
         }
-        state.runs = await T.api("/api/runs" + (T.mode === "report" ? "" : T.query(state.metric ? [["metric", state.metric]] : [])));
+        const answer = await T.api("/api/runs" + (T.mode === "report" ? "" : T.query(state.metric ? [["metric", state.metric]] : [])));
+        state.runs = runObjects(answer);
         /* Without a choice, the server picks the metric (the stoppers' monitor, else val_loss...). */
-        const chosen = state.metric || (state.runs.find((r) => r.metric) || {}).metric || null;
+        const chosen = state.metric || answer.metric || null;
         if (keys && (JSON.stringify(keys.keys) !== JSON.stringify(state.keys) || chosen !== state.metric)) {
           state.keys = keys.keys;
           metric.replaceChildren(...state.keys.map((k) => T.el("option", { value: k, selected: k === chosen }, k)));
