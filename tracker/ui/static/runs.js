@@ -80,7 +80,7 @@
   T.views.runs = function (main) {
     const state = { sort: "started_at", dir: -1, filter: "", status: "", metric: null, selected: new Set(), runs: [], keys: [] };
     let timer = null, disposed = false;
-    const filter = T.el("input", { type: "search", id: "filter", placeholder: "filter: name, id, status, param=value…", "aria-label": "filter runs" });
+    const filter = T.el("input", { type: "search", id: "filter", placeholder: "filter: name, id, param=value…", "aria-label": "filter runs" });
     const status = T.el("select", { id: "status-filter", "aria-label": "status" },
       ["", "running", "finished", "failed", "interrupted", "crashed"].map((s) => T.el("option", { value: s }, s || "any status")));
     const metric = T.el("select", { id: "metric", "aria-label": "metric for best", disabled: T.mode === "report",
