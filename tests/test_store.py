@@ -103,3 +103,20 @@ def test_metrics_best_is_the_maximum_for_a_maximised_key(db):
     values = history.history["neg_accuracy"]
     row = Store(path).metrics(cb.run_id).set_index("key").loc["neg_accuracy"]
     assert row["best"] == max(values) and row["best_epoch"] == values.index(max(values))
+
+
+def test_a_path_holding_uri_characters_opens_read_only_as_that_file(tmp_path):
+    # SQLite only: a file path. "#" ends the path of a SQLite URI unless quoted, "?" starts its query,
+    # "%" starts an escape; the read-only opening must still name exactly this file.
+    folder = tmp_path / "we ird#dir?x=1"
+    folder.mkdir()
+    weird = folder / "r u#n&s%41.db"
+    x, y = guide_data(n=32)
+    ids = []
+    for _ in range(2):
+        cb = TrackingCallback(str(weird), run_name="weird")
+        guide_model().fit(x, y, batch_size=16, epochs=1, callbacks=[cb], verbose=0)
+        ids.append(cb.run_id)
+    assert list(Store(str(weird)).runs()["run_id"]) == ids
+    made = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert made <= {weird.name, weird.name + "-wal", weird.name + "-shm"}, "no other file was opened or created"

@@ -220,5 +220,10 @@ for _command in (export, plot, watch, db, demo):
 _register_team_commands(db, db_option, database)  # db grant, db copy
 
 
+from tracker.ui.cli import register as _register_dashboard  # noqa: E402  (tracker ui, tracker report)
+
+_register_dashboard(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

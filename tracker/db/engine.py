@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from tracker.errors import DatabaseError, DatabaseNotFoundError, NotADatabaseError
@@ -67,7 +67,8 @@ def resolve_url(db: str | os.PathLike[str]) -> str:
                 "e.g. postgresql+psycopg://user:password@host/dbname."
             ) from None
         return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
+    # Rendered by SQLAlchemy, so a path holding ?, #, % or spaces stays that path.
+    return URL.create("sqlite", database=str(Path(text).expanduser().resolve())).render_as_string()
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -156,7 +157,9 @@ def readonly_url(url: str) -> str:
     path = sqlite_path(url)
     if path is None:
         return url
-    return f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
+    # SQLAlchemy unquotes the URL once and SQLite decodes the URI once more,
+    # so a path holding ?, #, % or spaces is quoted twice.
+    return f"sqlite:///file:{quote(quote(str(path), safe='/'), safe='/')}?mode=ro&uri=true"
 
 
 def get_engine(url: str, *, readonly: bool = False) -> Engine:

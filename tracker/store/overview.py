@@ -19,11 +19,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, column, select, table
 
 from tracker.db.bits import decode
+from tracker.store.bulk import driver_rows
 from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, check_metric_key, maximised, runs_statement
 from tracker.store.liveness import apply_liveness
 
@@ -128,9 +130,8 @@ def overview(
     with engine.connect() as conn:
         check_metric_key(conn, order.key, option=f"sort {sort}")
         check_metric_key(conn, metric, option=f"metric {metric}")
-        result = conn.execute(stmt)
-        listing_columns = list(result.keys())
-        listed = [list(r) for r in result.all()]
+        listing_columns = list(stmt.selected_columns.keys())
+        listed = [list(r) for r in driver_rows(conn, stmt)]
         wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
         listed = apply_liveness(listing_columns, listed, wanted, timeout=heartbeat_timeout)
         at = {c: i for i, c in enumerate(listing_columns)}
@@ -141,7 +142,7 @@ def overview(
         run_params: dict[str, dict[str, str]] = {rid: {} for rid in ids}
         for part in _chunks(list(scope or [])):
             q = select(PARAMS.c.run_id, PARAMS.c.key, PARAMS.c.value)
-            for rid, key, value in conn.execute(_where_runs(q, PARAMS.c.run_id, scope, part)):
+            for rid, key, value in driver_rows(conn, _where_runs(q, PARAMS.c.run_id, scope, part)):
                 if rid in run_params:
                     run_params[rid][key] = value
             if scope is None:
@@ -154,7 +155,7 @@ def overview(
             epoch_col = RUN_METRICS.c.best_max_epoch if high else RUN_METRICS.c.best_min_epoch
             for part in _chunks(list(scope or [])):
                 q = select(RUN_METRICS.c.run_id, value_col, epoch_col).where(RUN_METRICS.c.key_id == key_id)
-                for rid, value, epoch in conn.execute(_where_runs(q, RUN_METRICS.c.run_id, scope, part)):
+                for rid, value, epoch in driver_rows(conn, _where_runs(q, RUN_METRICS.c.run_id, scope, part)):
                     # A summary row exists only for a number: NULL best means every value was NaN.
                     best[rid] = (value if value is not None else float("nan"), epoch)
                 if scope is None:
@@ -170,21 +171,20 @@ def overview(
                 .where(_STOPS.c.stopped.is_(True))
                 .order_by(_PHASES.c.seq, _STOPS.c.id)
             )
-            stopped.update(conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all())
+            stopped.update(driver_rows(conn, _where_runs(q, _PHASES.c.run_id, scope, part)))
             q = (
                 select(_PHASES.c.run_id, _RESTORES.c.restored_epoch)
                 .select_from(_RESTORES.join(_PHASES, _PHASES.c.id == _RESTORES.c.phase_id))
                 .order_by(_PHASES.c.seq, _RESTORES.c.id)
             )
-            restored.update(conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)).all())
+            restored.update(driver_rows(conn, _where_runs(q, _PHASES.c.run_id, scope, part)))
             q = (
                 select(_PHASES.c.run_id, _PHASES.c.seq, _PHASE_VALUES.c.key_id, _PHASE_VALUES.c.value,
                        _PHASE_VALUES.c.bits, _PHASE_VALUES.c.text)
                 .select_from(_PHASE_VALUES.join(_PHASES, _PHASES.c.id == _PHASE_VALUES.c.phase_id))
                 .where(_PHASES.c.kind == "evaluate")
-                .order_by(_PHASES.c.run_id, _PHASES.c.seq)
-            )
-            for rid, seq, kid, value, bits, text in conn.execute(_where_runs(q, _PHASES.c.run_id, scope, part)):
+            )  # in any order: the loop keeps each run's highest seq
+            for rid, seq, kid, value, bits, text in driver_rows(conn, _where_runs(q, _PHASES.c.run_id, scope, part)):
                 last = evals.get(rid)
                 if last is None or seq > last[0]:
                     evals[rid] = last = (seq, {})
@@ -197,27 +197,37 @@ def overview(
             key_names = dict(conn.execute(select(KEYS.c.id, KEYS.c.name).where(KEYS.c.id.in_(sorted(used)))).all())
     keys = sorted({k for p in run_params.values() for k in p})
     differing = [k for k in keys if len({p.get(k) for p in run_params.values()}) > 1]
-    eval_keys = sorted(key_names.values())
+    eval_ids = sorted(key_names, key=key_names.__getitem__)
+    eval_keys = [key_names[k] for k in eval_ids]
     columns = ["run_id", "name", "status", "started_at", "ended_at", "duration_s", "epochs", "phases"]
     columns += [f"param:{k}" for k in differing]
     columns += ["metric", "best", "best_epoch", "stopped_epoch", "restored_epoch"]
     columns += [f"eval:{k}" for k in eval_keys]
     rows = []
-    for row in listed:
-        rid = row[at["run_id"]]
-        out = [rid, row[at["name"]], row[at["status"]], row[at["started_at"]], row[at["ended_at"]],
-               _seconds(row[at["started_at"]], row[at["ended_at"]]), row[at["epochs"]], row[at["phases"]]]
-        out += [_param(run_params[rid].get(k)) for k in differing]
-        value, epoch = best.get(rid, (None, None))
-        out += [metric_name if rid in best else None, value, epoch, stopped.get(rid), restored.get(rid)]
-        named = {key_names[k]: v for k, v in evals.get(rid, (0, {}))[1].items() if k in key_names}
-        out += [named.get(k) for k in eval_keys]
+    i_id, i_name, i_status, i_start, i_end, i_epochs, i_phases = (
+        at[c] for c in ("run_id", "name", "status", "started_at", "ended_at", "epochs", "phases")
+    )
+    no_evals: tuple[int, dict[int, Any]] = (0, {})
+    for row in listed:  # 10,000 runs: plain indexes, no dict per row
+        rid, started, ended = row[i_id], row[i_start], row[i_end]
+        out = [rid, row[i_name], row[i_status], started, ended, _seconds(started, ended), row[i_epochs],
+               row[i_phases]]
+        if differing:
+            mine = run_params[rid]
+            out += [_param(mine.get(k)) for k in differing]
+        found = best.get(rid)
+        out += [metric_name, *found] if found is not None else [None, None, None]
+        out += [stopped.get(rid), restored.get(rid)]
+        if eval_ids:
+            logged = evals.get(rid, no_evals)[1]
+            out += [logged.get(k) for k in eval_ids]
         rows.append(out)
     extra = [c for c in listing_columns if c not in columns]
     extra_rows = [[row[at[c]] for c in extra] for row in listed]
     return Overview(columns, rows, metric_name, differing, eval_keys, extra, extra_rows)
 
 
+@lru_cache(maxsize=4096)  # a sweep repeats a few values across thousands of runs
 def _param(text: Any) -> Any:
     """A param's stored JSON text as a value (scalars as they are, the rest as JSON text)."""
     if text is None:

@@ -19,7 +19,10 @@ from tracker.store.base import enum_values, int_columns, read_frame
 from tracker.store.filters import check_metric_key, maximised, runs_statement
 from tracker.store.liveness import apply_liveness, effective_status
 
-__all__ = ["runs_frame", "params_of", "tags_of", "metrics_frame", "run_summary", "phases_frame", "phase_labels"]
+__all__ = [
+    "runs_frame", "params_of", "tags_of", "metrics_frame", "metric_keys", "run_summary", "phases_frame", "configs_of",
+    "phase_labels",
+]
 
 
 def runs_frame(
@@ -98,6 +101,28 @@ def metrics_frame(engine: Engine, run_id: str) -> pd.DataFrame:
     for column in ("best", "final"):
         out[column] = out[column].astype("float64")
     return out
+
+
+def metric_keys(engine: Engine) -> list[str]:
+    """The numeric epoch keys any run logged, sorted (the keys ``best:KEY`` can sort by)."""
+    with engine.connect() as conn:
+        used = select(RunMetric.key_id).distinct()
+        return list(conn.execute(select(Key.name).where(Key.id.in_(used)).order_by(Key.name)).scalars())
+
+
+def configs_of(engine: Engine, run_id: str) -> dict[str, Any]:
+    """The run's model config and each fit's optimizer config and Keras params (see ``Store.configs``)."""
+    with engine.connect() as conn:
+        model_config = conn.execute(select(Run.model_config).where(Run.id == run_id)).scalar()
+        fits = conn.execute(
+            select(Phase.seq, Phase.optimizer_config, Phase.keras_params)
+            .where(Phase.run_id == run_id, Phase.kind == PhaseKind.FIT)
+            .order_by(Phase.seq)
+        ).all()
+    return {
+        "model_config": model_config,
+        "fits": [{"phase_seq": seq, "optimizer_config": opt, "keras_params": params} for seq, opt, params in fits],
+    }
 
 
 def phases_frame(engine: Engine, run_id: str) -> pd.DataFrame:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, column, select, table
 
 from tracker.db.tables import (
     BatchExtra,
@@ -32,8 +33,12 @@ from tracker.db.tables import (
 from tracker.errors import InvalidArgumentError
 from tracker.status import PhaseKind
 from tracker.store.base import PLAIN, decode_numbers, int_columns
+from tracker.store.bulk import driver_rows
 
-__all__ = ["epochs_frame", "batches_frame", "evaluations_frame", "PHASES", "META_COLUMNS"]
+__all__ = ["epochs_frame", "batches_frame", "batch_curves", "BatchCurves", "evaluations_frame", "PHASES", "META_COLUMNS"]
+
+#: The packed batch rows as plain columns: read without SQLAlchemy's type processing (``batch_curves``).
+_BATCH_CELLS = table("batches", *(column(c) for c in ("phase_id", "step", "epoch", "batch", "keyset_id", "vals")))
 
 #: The phase kinds ``batches`` accepts.
 PHASES = tuple(k.value for k in PhaseKind)
@@ -206,14 +211,7 @@ def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False
         cursor.close()
         steps, epochs, batch_ids, elapsed, keyset_col, vals = zip(*heads) if heads else ((),) * 6
         del heads
-        keyset_ids = set(keyset_col) - {None}
-        keysets: dict[int, list[str]] = {}
-        if keyset_ids:
-            names = dict(conn.execute(select(Key.id, Key.name)).all())
-            for keyset_id, key_ids in conn.execute(
-                select(KeySet.id, KeySet.key_ids).where(KeySet.id.in_(sorted(keyset_ids)))
-            ):
-                keysets[keyset_id] = [names[int(k)] for k in key_ids.split(",")]
+        keysets = _keyset_names(conn, set(keyset_col) - {None})
     n = len(steps)
     phase_ids = np.repeat(np.array([c[0] for c in counts], dtype=np.int64), [c[2] for c in counts])
     meta = pd.DataFrame(
@@ -239,12 +237,30 @@ def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False
     if long:
         owners, keys, values, bits, texts = zip(*long)
         floats_x, others_x = decode_numbers(values, bits, texts)
+        by_key: dict[str, list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
+            by_key[key].append(i)
+        for key, picks in by_key.items():  # one concatenation per key, however many extras
             rows_k, floats_k, others_k = cells.get(key, (np.empty(0, int), np.empty(0), np.empty(0, object)))
-            cells[key] = (np.append(rows_k, row_of[owners[i]]), np.append(floats_k, floats_x[i]),
-                          np.append(others_k, np.array([others_x[i]], dtype=object)))
+            if len(others_k) < len(rows_k):  # packed values are all plain floats: mark them so
+                others_k = np.full(len(rows_k), PLAIN, dtype=object)
+            at = np.array(picks, dtype=np.int64)
+            cells[key] = (np.concatenate([rows_k, np.array([row_of[owners[i]] for i in picks], dtype=np.int64)]),
+                          np.concatenate([floats_k, floats_x[at]]), np.concatenate([others_k, others_x[at]]))
     wide = pd.DataFrame(_columns(n, cells, plain_keys=set(cells) - {e[1] for e in long}), index=meta.index)
     return pd.concat([meta, wide], axis=1)
+
+
+def _keyset_names(conn: Any, keyset_ids: set[int]) -> dict[int, list[str]]:
+    """The ordered key names of each keyset id."""
+    keysets: dict[int, list[str]] = {}
+    if keyset_ids:
+        names = dict(conn.execute(select(Key.id, Key.name)).all())
+        for keyset_id, key_ids in conn.execute(
+            select(KeySet.id, KeySet.key_ids).where(KeySet.id.in_(sorted(keyset_ids)))
+        ):
+            keysets[keyset_id] = [names[int(k)] for k in key_ids.split(",")]
+    return keysets
 
 
 def _packed_cells(keyset_col: Sequence[Any], vals: Sequence[Any], keysets: dict[int, list[str]],
@@ -266,6 +282,86 @@ def _packed_cells(keyset_col: Sequence[Any], vals: Sequence[Any], keysets: dict[
         floats = np.concatenate([c[1] for c in chunks]).astype(np.float64)
         cells[name] = (index, floats, np.empty(0, dtype=object))  # every value a plain float
     return cells
+
+
+@dataclass(slots=True)
+class BatchCurves:
+    """The recorded batches of one kind of phase as NumPy arrays (see ``Store.batch_curves``).
+
+    One position per batch, in Keras' order (the phases by ``phase_seq``,
+    each by ``step``): ``phase_seq``, ``epoch`` (-1 where the batch has no
+    epoch: evaluate, predict), ``batch`` and ``step`` are int64 arrays.
+    ``values`` maps each logs key that any batch logged as a number to
+    ``(rows, floats)``: the positions of the batches that logged it and the
+    float64 values they logged, bit-exact (NaN, ±inf and -0.0 included).
+    Values that are not floats (text, arrays, None, integers beyond 2**53)
+    are left out; ``Store.batches`` has them.
+    """
+
+    phase: str
+    phase_seq: np.ndarray
+    epoch: np.ndarray
+    batch: np.ndarray
+    step: np.ndarray
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+def _int_array(cells: Sequence[Any]) -> np.ndarray:
+    """Integer cells as int64, None as -1."""
+    try:
+        return np.array(cells, dtype=np.int64)
+    except TypeError:  # some None
+        return np.fromiter((-1 if c is None else c for c in cells), dtype=np.int64, count=len(cells))
+
+
+def batch_curves(engine: Engine, run_id: str, phase: str) -> BatchCurves:
+    """The float batch values of one kind of phase of a run, as arrays (see ``Store.batch_curves``).
+
+    Reads the packed rows (three integers, the keyset and the blob per
+    batch, through plain columns: no type processing) and decodes each
+    keyset's blobs with one ``np.frombuffer``: no pandas, no Python object
+    per value.
+    """
+    if phase not in PHASES:
+        raise InvalidArgumentError(f"phase must be {', '.join(PHASES[:-1])} or {PHASES[-1]}, not {phase!r}.")
+    b = _BATCH_CELLS.c
+    parts: list[tuple[int, list[Any]]] = []
+    with engine.connect() as conn:
+        phases = conn.execute(
+            select(Phase.id, Phase.seq).where(Phase.run_id == run_id, Phase.kind == PhaseKind(phase)).order_by(Phase.seq)
+        ).all()
+        for phase_id, seq in phases:
+            stmt = select(b.epoch, b.batch, b.step, b.keyset_id, b.vals).where(b.phase_id == phase_id).order_by(b.step)
+            parts.append((seq, driver_rows(conn, stmt)))
+        rows = [row for _, chunk in parts for row in chunk] if len(parts) > 1 else (parts[0][1] if parts else [])
+        epochs, batches, steps, keyset_ids, blobs = zip(*rows) if rows else ((), (), (), (), ())
+        kinds = _int_array(keyset_ids)
+        keysets = _keyset_names(conn, {int(k) for k in np.unique(kinds) if k >= 0})
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for keyset_id, names in keysets.items():
+        mine = np.flatnonzero(kinds == keyset_id)
+        chosen = blobs if len(mine) == len(blobs) else [blobs[i] for i in mine]
+        matrix = np.frombuffer(b"".join(chosen), dtype="<f8").reshape(len(mine), len(names))
+        for j, name in enumerate(names):
+            rows_k, floats = values.get(name, (np.empty(0, dtype=np.int64), np.empty(0)))
+            values[name] = (np.concatenate([rows_k, mine]), np.concatenate([floats, matrix[:, j]]))
+    for name, (rows_k, floats) in values.items():
+        if len(keysets) > 1:  # rows of several keysets: back in batch order
+            order = np.argsort(rows_k, kind="stable")
+            values[name] = (rows_k[order], floats[order].astype(np.float64))
+        else:
+            values[name] = (rows_k, floats.astype(np.float64))
+    return BatchCurves(
+        phase=phase,
+        phase_seq=np.repeat(np.array([seq for seq, _ in parts], dtype=np.int64), [len(c) for _, c in parts]),
+        epoch=_int_array(epochs),
+        batch=_int_array(batches),
+        step=_int_array(steps),
+        values=dict(sorted(values.items())),
+    )
 
 
 def evaluations_frame(engine: Engine, run_ids: Sequence[str] | None) -> pd.DataFrame:

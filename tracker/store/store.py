@@ -201,17 +201,17 @@ class Store:
         Raises:
             UnknownRunError: ``ref`` names no run.
         """
-        run_id = self.resolve(ref)
+        run_id = self.resolve(ref)  # once: the parts below take the id as it is
         return {
             "run": runs.run_summary(self.engine, run_id, heartbeat_timeout=self.heartbeat_timeout),
-            "params": self.params(run_id),
-            "tags": self.tags(run_id),
+            "params": runs.params_of(self.engine, run_id),
+            "tags": runs.tags_of(self.engine, run_id),
             "phases": runs.phases_frame(self.engine, run_id),
-            "metrics": self.metrics(run_id),
-            "evaluations": self.evaluations(run_id),
-            "lr_changes": self.lr_changes(run_id),
-            "early_stops": self.early_stops(run_id),
-            "restores": self.restores(run_id),
+            "metrics": runs.metrics_frame(self.engine, run_id),
+            "evaluations": series.evaluations_frame(self.engine, [run_id]),
+            "lr_changes": decisions.lr_changes_frame(self.engine, run_id),
+            "early_stops": decisions.early_stops_frame(self.engine, run_id),
+            "restores": decisions.restores_frame(self.engine, run_id),
         }
 
     def params(self, run: str) -> dict[str, Any]:
@@ -229,6 +229,22 @@ class Store:
             UnknownRunError: ``run`` names no run.
         """
         return runs.tags_of(self.engine, self.resolve(run))
+
+    def metric_keys(self) -> list[str]:
+        """Return the numeric epoch keys any run logged, sorted: the keys of ``metrics`` and ``best:KEY``."""
+        return runs.metric_keys(self.engine)
+
+    def configs(self, run: str) -> dict[str, Any]:
+        """Return the run's configuration as Keras gave it (JSON values; None where not recorded).
+
+        Keys: ``model_config`` (``model.get_config()``) and ``fits``: per fit
+        call, ``phase_seq``, ``optimizer_config`` and ``keras_params`` (the
+        ``params`` Keras passed the callbacks: epochs, steps, verbose).
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+        """
+        return runs.configs_of(self.engine, self.resolve(run))
 
     def metrics(self, run: str) -> pd.DataFrame:
         """Return the best and final value of every numeric epoch key of a run.
@@ -294,6 +310,22 @@ class Store:
             ValueError: ``phase`` is not one of the four kinds.
         """
         return series.batches_frame(self.engine, self.resolve(run), phase, tidy=tidy)
+
+    def batch_curves(self, run: str, phase: str = "fit") -> series.BatchCurves:
+        """Return the batches of ``batches(run, phase)`` as NumPy arrays, for plotting many of them.
+
+        A ``BatchCurves`` (``tracker.store.series``): int64 arrays
+        ``phase_seq``, ``epoch`` (-1 where none), ``batch`` and ``step``, one
+        position per batch in Keras' order, and ``values``: per logs key
+        logged as a number, ``(rows, floats)``, the positions that logged it
+        and the bit-exact float64 values. Non-float values are left out. No
+        pandas: 100,000 batches take a fraction of ``batches``' time.
+
+        Raises:
+            UnknownRunError: ``run`` names no run.
+            ValueError: ``phase`` is not one of the four kinds.
+        """
+        return series.batch_curves(self.engine, self.resolve(run), phase)
 
     def evaluations(self, run: str | None = None) -> pd.DataFrame:
         """Return one row per ``evaluate`` call, of one run or of every run.
