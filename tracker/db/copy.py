@@ -100,10 +100,12 @@ def copy_runs(
     report = CopyReport()
     keys = KeyCache()
     with source.connect() as src:
-        src_keys = dict(src.execute(select(table_of(Key).c.id, table_of(Key).c.name)).all())
-        src_keysets = {
-            i: tuple(src_keys[int(k)] for k in ids.split(","))
-            for i, ids in src.execute(select(table_of(KeySet).c.id, table_of(KeySet).c.key_ids))
+        src_keys: dict[int, str] = {
+            int(i): str(n) for i, n in _rows(src.execute(select(table_of(Key).c.id, table_of(Key).c.name)))
+        }
+        src_keysets: dict[int, tuple[str, ...]] = {
+            int(i): tuple(src_keys[int(k)] for k in str(ids).split(","))
+            for i, ids in _rows(src.execute(select(table_of(KeySet).c.id, table_of(KeySet).c.key_ids)))
         }
         for run_id in run_ids:
             wanted = _counts(src, run_id)
@@ -210,3 +212,8 @@ def _copy_run(
     if progress is not None:
         progress(run_id, rows)
     return rows
+
+
+def _rows(result: Any) -> list[Any]:
+    """A result's rows, untyped (SQLAlchemy 2.1 types ``Table.c`` columns as ``object``)."""
+    return list(result)

@@ -58,7 +58,8 @@ class KeyCache:
             conn.execute(_insert_ignore(conn.dialect.name, "keys"), [{"name": n} for n in missing])
             for i in range(0, len(missing), 500):
                 chunk = missing[i : i + 500]
-                for key_id, name in conn.execute(select(_KEYS.c.id, _KEYS.c.name).where(_KEYS.c.name.in_(chunk))):
+                found: Any = conn.execute(select(_KEYS.c.id, _KEYS.c.name).where(_KEYS.c.name.in_(chunk)))
+                for key_id, name in found:
                     self.keys[name] = key_id
             self._new_keys.extend(missing)
         return self.keys

@@ -236,7 +236,7 @@ def _resume_run(conn: Connection, keys: KeyCache, op: ResumeRun) -> None:
     for table, given in ((_PARAMS, op.params), (_TAGS, op.tags)):
         if not given:
             continue
-        have = set(conn.execute(select(table.c.key).where(table.c.run_id == op.run_id)).scalars())
+        have: set[str] = set(conn.execute(select(table.c.key).where(table.c.run_id == op.run_id)).scalars())
         rows = [{"run_id": op.run_id, "key": k, "value": v} for k, v in given.items() if k not in have]
         if rows:
             conn.execute(insert(table), rows)

@@ -81,7 +81,7 @@ def parse_sort(sort: str | None) -> SortOrder:
         return SortOrder(columns=[Run.started_at.desc(), Run.id.desc()])
     if sort == "name":
         return SortOrder(columns=[Run.name, Run.started_at])
-    kind, _, rest = sort.partition(":")
+    kind, _, rest = (sort or "").partition(":")
     if kind in ("best", "final") and rest:
         key, mode = rest, None
         if rest.endswith((":min", ":max")):
