@@ -220,9 +220,9 @@ def generate(url: str, n_runs: int, n_epochs: int, sweep: str) -> None:
         print(file=sys.stderr)
         if server:  # ids were given explicitly: move the sequences past them, as the writer's inserts would
             with conn.begin():
-                for table in ("phases", "epochs"):
-                    conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                         f"(SELECT max(id) FROM {table}))")
+                for name in ("phases", "epochs"):
+                    conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                         f"(SELECT max(id) FROM {name}))")
             auto = conn.execution_options(isolation_level="AUTOCOMMIT")
             t = time.perf_counter()
             auto.exec_driver_sql("VACUUM ANALYZE")
@@ -260,21 +260,21 @@ def probe(url: str) -> tuple[str, list[str], int]:
     name = make_url(url).database
     admin = _pg_admin(url)
     try:
-        with admin.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+        with admin.connect() as admin_conn:
+            if admin_conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
                 return "missing", [], 0
     finally:
         admin.dispose()
     engine = create_engine(url, pool_size=1)
     try:
-        with engine.connect() as conn:
-            tables = set(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        with engine.connect() as db:
+            tables: set[str] = set(db.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
             if not tables:
                 return "empty", [], 0
             if not {"tags", "runs"} <= tables:
                 return "foreign", [], 0
-            found = conn.execute(text("SELECT DISTINCT value FROM tags WHERE key = 'sweep' LIMIT 2")).scalars().all()
-            return "tracker", list(found), conn.execute(text("SELECT count(*) FROM runs")).scalar_one()
+            tags: list[str] = db.execute(text("SELECT DISTINCT value FROM tags WHERE key = 'sweep' LIMIT 2")).scalars().all()  # type: ignore[assignment]
+            return "tracker", list(tags), db.execute(text("SELECT count(*) FROM runs")).scalar_one()
     finally:
         engine.dispose()
 
@@ -391,7 +391,7 @@ class Command:
     """A whole command as a subprocess; ``cpu`` collects each call's CPU seconds (user + system)."""
 
     def __init__(self, args: list[str]) -> None:
-        self.args, self.cpu = args, []
+        self.args, self.cpu = args, []  # type: list[str], list[float]
 
     def __call__(self) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

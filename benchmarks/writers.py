@@ -224,10 +224,10 @@ def verify(url: str, args: argparse.Namespace, result: Load) -> None:
     with engine.connect() as conn:
         found = {t: conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in expected}
         finished = conn.scalar(text("SELECT count(*) FROM runs WHERE status = 'finished'"))
-        keysets = dict(conn.execute(text("SELECT id, key_ids FROM keysets")).all())
-        keys = dict(conn.execute(text("SELECT id, name FROM keys")).all())
-        rows = conn.execute(text("SELECT r.name, b.step, b.epoch, b.batch, b.keyset_id, b.vals FROM batches b "
-                                 "JOIN phases p ON p.id = b.phase_id JOIN runs r ON r.id = p.run_id")).all()
+        keysets = {int(i): str(ids) for i, ids in conn.execute(text("SELECT id, key_ids FROM keysets"))}
+        keys = {int(i): str(name) for i, name in conn.execute(text("SELECT id, name FROM keys"))}
+        rows: list[Any] = list(conn.execute(text("SELECT r.name, b.step, b.epoch, b.batch, b.keyset_id, b.vals FROM batches b "
+                                 "JOIN phases p ON p.id = b.phase_id JOIN runs r ON r.id = p.run_id")))
     dispose_engines(url)
     names = KEY_NAMES[:width]
     bad = 0
