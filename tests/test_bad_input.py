@@ -7,7 +7,7 @@ import threading
 import keras
 import numpy as np
 import pytest
-from conftest import guide_data, guide_model
+from conftest import guide_data, guide_model, sql
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -139,12 +139,14 @@ STRANGE = [
 
 
 @pytest.mark.parametrize("text", STRANGE)
-def test_names_tags_and_params_are_stored_and_returned_exactly(tmp_path, text):
-    db = str(tmp_path / "names.db")
+def test_names_tags_and_params_are_stored_and_returned_exactly(db, text):
+    """On both databases (PostgreSQL text cannot hold NUL: the tracker keeps it anyway), through every read path."""
     params = {text: text, "nested": {"k": [text, 1.5, None]}, "big": 2**70}
     cb = TrackingCallback(db, run_name=text, params=params, tags={text: text, "other": text})
     x, y = guide_data(n=16)
-    guide_model().fit(x, y, batch_size=16, epochs=1, callbacks=[cb], verbose=0)
+    model = guide_model()
+    model.fit(x, y, batch_size=16, epochs=1, callbacks=[cb], verbose=0)
+    model.evaluate(x, y, batch_size=16, callbacks=[cb], verbose=0)
     store = Store(db)
     assert store.runs()["name"].tolist() == [text]
     assert store.params(cb.run_id) == {k: params[k] for k in sorted(params)}
@@ -152,8 +154,18 @@ def test_names_tags_and_params_are_stored_and_returned_exactly(tmp_path, text):
     assert list(store.runs(name=text)["run_id"]) == ([cb.run_id] if "*" not in text and "?" not in text else list(store.runs(name=text)["run_id"]))
     assert list(store.runs(tags={text: text})["run_id"]) == [cb.run_id]
     assert list(store.runs(params={text: text})["run_id"]) == [cb.run_id]
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    # The overview (tracker runs, the dashboard) reads plain driver rows: the same strings come back.
+    other = TrackingCallback(db, run_name="other", params={text: "different"})
+    model.fit(x, y, batch_size=16, epochs=1, callbacks=[other], verbose=0)
+    table = store.overview(sort="name")
+    assert sorted(table["name"].tolist()) == sorted([text, "other"])
+    assert f"param:{text}" in table.columns
+    assert set(table[f"param:{text}"]) == {text, "different"}
+    from tracker.ui.data import Dashboard
+
+    listed = {r["name"]: r for r in Dashboard(db).runs()}
+    assert set(listed) == {text, "other"} and listed[text]["params"][text] == text
+    assert sql(db, "SELECT count(*) FROM runs") == [(2,)]
 
 
 def test_batch_hooks_called_from_many_threads_lose_nothing(tmp_path):

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, column, select, table
 
 from tracker.db.bits import decode
+from tracker.db.types import unmark
 from tracker.store.bulk import driver_rows
 from tracker.store.filters import KEYS, PARAMS, RUN_METRICS, check_metric_key, maximised, runs_statement
 from tracker.store.liveness import apply_liveness
@@ -132,6 +133,13 @@ def overview(
         check_metric_key(conn, metric, option=f"metric {metric}")
         listing_columns = list(stmt.selected_columns.keys())
         listed = [list(r) for r in driver_rows(conn, stmt)]
+        # Plain driver rows skip the NUL-safe columns' decoding, which PostgreSQL needs.
+        pg = conn.dialect.name == "postgresql"
+        if pg:
+            texts = [i for i, c in enumerate(listing_columns) if c in ("name", "model_name")]
+            for row in listed:
+                for i in texts:
+                    row[i] = unmark(row[i])
         wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
         listed = apply_liveness(listing_columns, listed, wanted, timeout=heartbeat_timeout)
         at = {c: i for i, c in enumerate(listing_columns)}
@@ -144,7 +152,7 @@ def overview(
             q = select(PARAMS.c.run_id, PARAMS.c.key, PARAMS.c.value)
             for rid, key, value in driver_rows(conn, _where_runs(q, PARAMS.c.run_id, scope, part)):
                 if rid in run_params:
-                    run_params[rid][key] = value
+                    run_params[rid][unmark(key) if pg else key] = value
             if scope is None:
                 break
         metric_name, key_id = _choose_metric(conn, scope, metric)
@@ -189,7 +197,7 @@ def overview(
                 if last is None or seq > last[0]:
                     evals[rid] = last = (seq, {})
                 if seq == last[0]:
-                    last[1][kid] = decode(value, bits, text)
+                    last[1][kid] = decode(value, bits, unmark(text) if pg else text)
             if scope is None:
                 break
         used = {k for _, values in evals.values() for k in values}
