@@ -63,6 +63,20 @@ class WeightCopies(keras.callbacks.Callback):
         return max(same) if same else None
 
 
+@pytest.fixture(autouse=True)
+def _close_pooled_connections():
+    """After each test, close the pooled connections of the engines it opened.
+
+    The tracker keeps one engine per database for the process (a notebook
+    reuses it); a test suite opens hundreds of databases, and their pooled
+    SQLite connections would otherwise pile up as open files.
+    """
+    yield
+    from tracker.db.engine import dispose_engines
+
+    dispose_engines()
+
+
 @pytest.fixture
 def db_path(tmp_path):
     """A SQLite file (for tests of what only exists on SQLite)."""

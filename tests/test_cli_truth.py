@@ -96,6 +96,11 @@ def test_every_read_command_in_every_format_exits_cleanly(awkward_db):
     for command in _read_commands(runs):
         for fmt in FORMATS:
             result = th.cli(path, *command, "--format", fmt)
+            if command[0] == "show" and fmt == "csv":
+                # One CSV cannot hold show's tables: refused in one sentence, never a traceback.
+                if result.exit_code != 1 or "--format json" not in result.output or "Traceback" in result.output:
+                    failures.append(f"tracker show --format csv: not refused cleanly: {result.output!r}")
+                continue
             if result.exit_code != 0 or result.exception is not None or "Traceback" in result.output:
                 failures.append(f"tracker {' '.join(command)} --format {fmt}: exit {result.exit_code}, {result.exception!r}")
     assert not failures, "\n".join(failures)

@@ -57,7 +57,9 @@ class Terminal:
         self.master, self.raw = master, b""
 
     def read(self):
-        while select.select([self.master], [], [], 0)[0]:
+        poller = select.poll()  # poll, not select: a file number above 1023 is fine
+        poller.register(self.master, select.POLLIN)
+        while poller.poll(0):
             try:
                 chunk = os.read(self.master, 65536)
             except OSError:  # the process ended and closed the terminal
@@ -107,6 +109,7 @@ def test_watch_refreshes_in_place_and_ends_cleanly_with_the_run(fit):
     assert proc.wait(timeout=120) == 0
     assert term.proc.wait(timeout=60) == 0
     screen = term.read()
+    os.close(term.master)
     frames = screen.count("watched · ")
     assert frames >= 2 and frames > seen[0], "the view was drawn again as epochs came in"
     final = screen[screen.rindex("watched · "):]

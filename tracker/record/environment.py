@@ -18,7 +18,7 @@ from typing import Any
 
 from tracker.db.engine import host_name
 
-__all__ = ["jsonable", "environment", "model_info", "optimizer_config", "output_shapes"]
+__all__ = ["jsonable", "environment", "hooks_may_run_concurrently", "model_info", "optimizer_config", "output_shapes"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -123,3 +123,13 @@ def output_shapes(logs: dict[str, Any]) -> dict[str, list[int]]:
 
     walk("", logs)
     return shapes
+
+
+def hooks_may_run_concurrently() -> bool:
+    """True unless Keras' backend runs batch hooks one at a time on the training thread (TensorFlow)."""
+    try:
+        from keras.src import backend
+
+        return bool(getattr(backend, "IS_THREAD_SAFE", True))
+    except Exception:  # noqa: BLE001 - assume the worst: keep the lock
+        return True

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tracker.db.values import utcnow
@@ -27,7 +28,7 @@ from tracker.record.environment import (
 from tracker.record.writer import Writer
 from tracker.status import PhaseKind, Status
 
-__all__ = ["Ledger", "PhaseHandle", "RunIdentity"]
+__all__ = ["EndedEpoch", "Ledger", "PhaseHandle", "RunIdentity"]
 
 
 @dataclass(slots=True)
@@ -194,3 +195,14 @@ class Ledger:
             if handle.kind is kind:
                 return handle
         return None
+
+
+@dataclass(slots=True)
+class EndedEpoch:
+    """An epoch whose own hook has run, waiting for the other callbacks' ``on_epoch_end``."""
+
+    epoch: int
+    started_at: datetime | None
+    ended_at: datetime
+    fingerprint: str | None
+    logs: Mapping[str, Any] | None

@@ -26,7 +26,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,10 +35,10 @@ from tracker.errors import TrackingWarning
 from tracker.record import capture
 from tracker.record.capture import Actor
 from tracker.record.decisions import StopsAndRestores
-from tracker.record.environment import output_shapes
+from tracker.record.environment import hooks_may_run_concurrently, output_shapes
 from tracker.record.faults import Faults, guarded
 from tracker.record.learning_rate import LearningRates
-from tracker.record.ledger import Ledger, PhaseHandle, RunIdentity
+from tracker.record.ledger import EndedEpoch, Ledger, PhaseHandle, RunIdentity
 from tracker.record.writer import Writer
 from tracker.status import PhaseKind, Status
 
@@ -58,27 +57,6 @@ _METHOD_KINDS = {
     "evaluate": {PhaseKind.EVALUATE, PhaseKind.VALIDATION},
     "predict": {PhaseKind.PREDICT},
 }
-
-
-def _hooks_may_run_concurrently() -> bool:
-    """True unless Keras' backend runs batch hooks one at a time on the training thread (TensorFlow)."""
-    try:
-        from keras.src import backend
-
-        return bool(getattr(backend, "IS_THREAD_SAFE", True))
-    except Exception:  # noqa: BLE001 - assume the worst: keep the lock
-        return True
-
-
-@dataclass(slots=True)
-class _EndedEpoch:
-    """An epoch whose own hook has run, waiting for the other callbacks' ``on_epoch_end``."""
-
-    epoch: int
-    started_at: datetime | None
-    ended_at: datetime
-    fingerprint: str | None
-    logs: Mapping[str, Any] | None
 
 
 class Recorder:
@@ -138,7 +116,7 @@ class Recorder:
         self._epoch_last_batch = -1
         self._epoch_batches: list[int] = []
         self._held: dict[int, BatchRecord] = {}  # per phase seq: the latest batch not sampled
-        self._ended: _EndedEpoch | None = None
+        self._ended: EndedEpoch | None = None
         self._epochs_written: set[int] = set()
         self._train_end_logs: Mapping[str, Any] | None = None
 
@@ -151,7 +129,7 @@ class Recorder:
     @guarded("on_train_begin")
     def train_begin(self) -> None:
         fit = self._fit = self.ledger.begin_phase(PhaseKind.FIT, self.model, self.keras_params)
-        self._concurrent = _hooks_may_run_concurrently()
+        self._concurrent = hooks_may_run_concurrently()
         self._epoch = None
         self._epoch_base = 0
         self._ended = None
@@ -260,7 +238,7 @@ class Recorder:
             self._epoch_base += self._epoch_last_batch + 1
             self._epoch_last_batch = -1
         self.lr.epoch_ended(epoch, batches)
-        self._ended = _EndedEpoch(epoch, self._epoch_started_at, utcnow(), fingerprint, logs)
+        self._ended = EndedEpoch(epoch, self._epoch_started_at, utcnow(), fingerprint, logs)
         if self._in_event != "on_epoch_end":
             self._write_ended_epoch(flush=True)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,10 @@ from sqlalchemy import Connection, Engine, Select, select
 from tracker.db.tables import Run
 from tracker.errors import UnknownRunError
 
-__all__ = ["AnySelect", "PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column"]
+if TYPE_CHECKING:
+    from tracker.store.overview import Overview
+
+__all__ = ["AnySelect", "PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column", "overview_frame"]
 
 #: In ``decode_numbers``' second array: this row is a plain float.
 PLAIN = object()
@@ -135,3 +138,20 @@ def resolve_run(conn: Connection, ref: str) -> str:
     raise UnknownRunError(
         f"No run matches {ref!r}; use a run id, a unique id prefix, a run name or 'latest'.{hint}"
     )
+
+
+def overview_frame(found: Overview) -> pd.DataFrame:
+    """The overview's rows as a DataFrame: times as datetimes, missing numbers as ``<NA>``."""
+    data: dict[str, Any] = {}
+    for i, name in enumerate(found.columns):
+        cells = [row[i] for row in found.rows]
+        if name in ("started_at", "ended_at"):
+            data[name] = pd.to_datetime(pd.Series(cells, dtype=object), format="ISO8601")
+        elif name in ("epochs", "phases", "best_epoch", "stopped_epoch", "restored_epoch"):
+            data[name] = pd.array(cells, dtype="Int64")
+        elif name in ("duration_s", "best") or (name.startswith("eval:") and all(
+                c is None or isinstance(c, float) for c in cells)):
+            data[name] = float_column(cells)
+        else:
+            data[name] = pd.Series(cells, dtype="object")
+    return pd.DataFrame(data, columns=found.columns)

@@ -17,29 +17,10 @@ import pandas as pd
 from tracker.db.engine import DEFAULT_DB
 from tracker.db.migrate import open_for_reading
 from tracker.store import decisions, overview, runs, series
-from tracker.store.base import resolve_run
+from tracker.store.base import overview_frame, resolve_run
 from tracker.store.liveness import HEARTBEAT_TIMEOUT
 
-__all__ = ["Store", "overview_frame"]
-
-
-def overview_frame(found: overview.Overview) -> pd.DataFrame:
-    """The overview's rows as a DataFrame: times as datetimes, missing numbers as ``<NA>``."""
-    from tracker.store.base import float_column
-
-    data: dict[str, Any] = {}
-    for i, name in enumerate(found.columns):
-        cells = [row[i] for row in found.rows]
-        if name in ("started_at", "ended_at"):
-            data[name] = pd.to_datetime(pd.Series(cells, dtype=object), format="ISO8601")
-        elif name in ("epochs", "phases", "best_epoch", "stopped_epoch", "restored_epoch"):
-            data[name] = pd.array(cells, dtype="Int64")
-        elif name in ("duration_s", "best") or (name.startswith("eval:") and all(
-                c is None or isinstance(c, float) for c in cells)):
-            data[name] = float_column(cells)
-        else:
-            data[name] = pd.Series(cells, dtype="object")
-    return pd.DataFrame(data, columns=found.columns)
+__all__ = ["Store"]
 
 
 class Store:
