@@ -46,7 +46,7 @@ SEED = 1234
 GOALS = {"hooks": 1.0, "total": 3.0}
 # Every method through which Keras (hooks) or the capture (events) reaches the recorder.
 TIMED = [
-    "train_begin", "epoch_begin", "train_batch_end", "epoch_end", "train_end", "test_begin", "test_batch_end",
+    "train_begin", "epoch_begin", "train_batch_begin", "train_batch_end", "epoch_end", "train_end", "test_begin", "test_batch_end",
     "test_end", "predict_begin", "predict_batch_end", "predict_end", "event_begin", "event_end", "call_returned",
     "call_failed", "lr_set", "stop_requested", "weights_setting", "weights_set",
 ]

@@ -337,3 +337,43 @@ def test_data_round_trip_of_a_larger_fit_loses_no_batch(db):
     batches = Store(db).batches(cb.run_id)
     assert len(batches) == len(recorder.train_batches) == 300
     assert [bits(v) for v in batches["loss"]] == [bits(logs["loss"]) for _, logs in recorder.train_batches]
+
+
+class CountingTracker(TrackingCallback):
+    """A user's subclass that overrides a batch hook and calls the tracker's own."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append(batch)
+        super().on_train_batch_end(batch, logs)
+
+
+def test_a_subclass_overriding_a_batch_hook_keeps_its_override_and_the_record(db, data):
+    x, y = data
+    cb = CountingTracker(db)
+    spy = Recorder()
+    guide_model().fit(x, y, batch_size=32, epochs=2, callbacks=[cb, spy], verbose=0)
+    assert cb.seen == [b for b, _ in spy.train_batches]  # the override ran for every batch
+    stored = Store(db).batches(cb.run_id)
+    assert stored["batch"].tolist() == cb.seen
+    assert [bits(v) for v in stored["loss"]] == [bits(logs["loss"]) for _, logs in spy.train_batches]
+
+
+def test_batch_hooks_called_by_hand_without_logs_are_recorded(db):
+    """A hand-written loop may call the hooks without logs (Keras' own signature allows it)."""
+    cb = TrackingCallback(db)
+    model = guide_model()
+    cb.set_model(model)
+    cb.set_params({"epochs": 1, "steps": 2, "verbose": 0})
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    cb.on_train_batch_end(0)
+    cb.on_train_batch_end(1, {"loss": 0.5})
+    cb.on_epoch_end(0, {"loss": 0.5})
+    cb.on_train_end()
+    stored = Store(db).batches(cb.run_id)
+    assert stored["batch"].tolist() == [0, 1]
+    assert stored["loss"].isna().tolist() == [True, False]

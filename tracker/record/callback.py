@@ -171,6 +171,11 @@ class TrackingCallback(keras.callbacks.Callback):
         )
         self._writer = self.capture_listener.writer
         self.db_url = self._writer.url
+        # The batch hooks go straight to the recorder, one Python frame less per
+        # batch, unless a subclass overrides them.
+        for hook in ("on_train_batch_end", "on_test_batch_end", "on_predict_batch_end"):
+            if getattr(type(self), hook) is getattr(TrackingCallback, hook):
+                setattr(self, hook, getattr(self.capture_listener, hook[3:]))
 
     @property
     def run_id(self) -> str:

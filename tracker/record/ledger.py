@@ -141,10 +141,10 @@ class Ledger:
         self.phases.append(handle)
         self.record_model(model)
         if outermost:
-            # Not a synchronous flush: the background writer starts with the
-            # run and phase rows right away, off the training thread.
+            # Not a synchronous flush: the background writer writes the run and
+            # phase rows while the first step computes (or within flush_interval).
             self.writer.start()
-            self.writer.wake()
+            self.writer.wake_soon()
         return handle
 
     def end_phase(
@@ -185,9 +185,9 @@ class Ledger:
             if lost is not None:
                 warnings.warn(lost, TrackingWarning, stacklevel=4)
             return
-        # A nested phase (validation) ends just before its epoch does, and
-        # the epoch end flushes synchronously; don't pay for two flushes.
-        self.writer.wake()
+        # A nested phase (validation) ends just before its epoch does; both
+        # are written while the next step computes.
+        self.writer.wake_soon()
 
     def current(self, kind: PhaseKind) -> PhaseHandle | None:
         """The innermost open phase of ``kind``, or None."""

@@ -51,15 +51,26 @@ def read_lr(optimizer: Any) -> float | None:
     them during an epoch) or the optimizer is exotic.
     """
     try:
-        return float(np.asarray(optimizer.learning_rate))
+        return float(_numpy(optimizer.learning_rate))
     except Exception:  # noqa: BLE001
         return None
+
+
+def _numpy(value: Any) -> Any:
+    """A variable's or tensor's value as NumPy: ``.numpy()`` where it has one (cheaper than ``np.asarray`` on TensorFlow)."""
+    numpy = getattr(value, "numpy", None)
+    if numpy is not None:
+        try:
+            return numpy()
+        except Exception:  # noqa: BLE001 - a torch tensor that requires grad, say
+            pass
+    return np.asarray(value)
 
 
 def iterations(optimizer: Any) -> int | None:
     """Return the optimizer's global step count, or None if unreadable."""
     try:
-        return int(np.asarray(optimizer.iterations))
+        return int(_numpy(optimizer.iterations))
     except Exception:  # noqa: BLE001
         return None
 

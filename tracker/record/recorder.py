@@ -1,20 +1,18 @@
 """One run's recording: what the callback's hooks and the Keras capture feed.
 
-``Recorder`` is the ``capture.Listener`` of a ``TrackingCallback``. The
-callback forwards its Keras hooks here; the capture (``tracker.record.capture``)
-adds what hooks cannot see: when every callback of the list has run an event,
-a call that raised, and the LR, stop and weight decisions as they are made.
+``Recorder`` is the ``capture.Listener`` of a ``TrackingCallback``: the
+callback forwards its Keras hooks here, and the capture (``tracker.record.capture``)
+adds what hooks cannot see: when every callback has run an event, a call that
+raised, and the LR, stop and weight decisions as they are made.
 
 Data path: hooks → ``Ledger`` (run and phase rows), ``LearningRates``,
 ``StopsAndRestores`` → typed operations (``tracker.db.writes``) queued on the
-``Writer``. Per batch the recorder only counts and appends one
-``BatchRecord``, under a lock, because on JAX and torch Keras may run batch
-hooks on worker threads (``async_safe``), late and out of order: a batch is
-filed by the phase it belongs to and keyed by its step, never by arrival.
-
-An epoch is queued once every callback's ``on_epoch_end`` has run, so its
-logs are what ``History`` keeps, keys added by later callbacks included; the
-background writer writes it at once, off the training thread. ``fit`` returns
+``Writer``. Per batch the recorder counts and appends one ``BatchRecord``, under
+a lock on JAX and torch, where Keras may run batch hooks on worker threads
+(``async_safe``), late and out of order: a batch is filed by the phase it
+belongs to and keyed by its step, never by arrival. An epoch is queued once every
+callback's ``on_epoch_end`` has run (its logs are what ``History`` keeps) and
+written by the background writer while the next step computes. ``fit`` returns
 only after everything is written (or reported as not writable).
 """
 
@@ -25,9 +23,9 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from tracker.db.values import logged_items, utcnow
 from tracker.db.writes import BatchRecord, InsertEpoch, StartFit
@@ -48,8 +46,6 @@ logger = logging.getLogger(__name__)
 _now = time.perf_counter
 # BatchRecord built from a tuple in C (its generated __new__ is a Python call).
 _record = functools.partial(tuple.__new__, BatchRecord)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Which open phases a failing Keras method owns.
 _METHOD_KINDS = {
@@ -185,7 +181,7 @@ class Recorder:
             except Exception as exc:  # noqa: BLE001
                 self.faults.report(exc, "on_train_batch_begin")
 
-    def train_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+    def train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         """The per-batch path: a count and an append, safe from Keras' worker threads."""
         fit = self._fit
         if fit is None:
@@ -194,6 +190,14 @@ class Recorder:
             if self._concurrent:  # JAX, torch: Keras may run this on several worker threads at once
                 with self._lock:
                     self._count_train_batch(fit, batch, logs)
+            elif self.every == 1:  # TensorFlow, every batch: _count_train_batch inlined (one frame less)
+                fit.batch_count += 1
+                if batch > self._epoch_last_batch:
+                    self._epoch_last_batch = batch
+                self._add_batch(_record((fit, self._epoch_base + batch, self._epoch, batch,
+                                         _now() - fit.t0, dict(logs) if logs else None)))
+                if self.lr.has_schedule:
+                    self._epoch_batches.append(batch)
             else:  # TensorFlow runs batch hooks on the training thread, one at a time
                 self._count_train_batch(fit, batch, logs)
         except Exception as exc:  # noqa: BLE001
@@ -255,10 +259,11 @@ class Recorder:
                         logged_items(ended.logs))
         )
         if flush:
-            # The background writer writes it now, off the training thread; a
-            # strict-mode failure of an earlier write surfaces here.
+            # The background writer writes it while the next step computes (or
+            # within flush_interval), off the training thread; a strict-mode
+            # failure of an earlier write surfaces here.
             self.writer.raise_pending()
-            self.writer.wake()
+            self.writer.wake_soon()
 
     @guarded("on_train_end")
     def train_end(self, logs: Mapping[str, Any] | None) -> None:
@@ -286,7 +291,7 @@ class Recorder:
         epoch = self._epoch if inside_fit else None
         self._test = self.ledger.begin_phase(kind, self.model, self.keras_params, epoch=epoch)
 
-    def test_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+    def test_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         handle = self._test
         if handle is None:
             return
@@ -313,7 +318,7 @@ class Recorder:
     def predict_begin(self) -> None:
         self._predict = self.ledger.begin_phase(PhaseKind.PREDICT, self.model, self.keras_params)
 
-    def predict_batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
+    def predict_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         handle = self._predict
         if handle is None:
             return

@@ -69,7 +69,7 @@ class Writer:
         strict: Raise TrackingWriteError instead of warning when a write fails.
         heartbeat_interval: While the background flusher runs, write the
             run's ``heartbeat_at`` at least this often (seconds), even when
-            nothing else is pending. Every flush also writes it.
+            nothing else is pending. A flush also writes it, at most once a second.
         max_pending: While writes fail, keep at most this many queued
             operations in memory; batch records beyond it are counted in
             ``dropped_batches`` and not kept (epochs and phases always are).
@@ -153,6 +153,15 @@ class Writer:
     def wake(self) -> None:
         """Ask the background flusher to write now."""
         self._wake.set()
+
+    def wake_soon(self) -> None:
+        """Ask the background flusher to write at the next batch record (or within ``flush_interval``).
+
+        For the training thread's Python-bound moments (train begin, epoch
+        end): the flusher then runs while the next step computes, instead of
+        competing with the hooks for the interpreter.
+        """
+        self._wake_at = min(self._wake_at, self._queued_total + 1)
 
     @property
     def pending(self) -> int:
@@ -249,7 +258,11 @@ class Writer:
     def _flush_locked(self, wait: float) -> bool:
         self._check_file()
         count = len(self._ops)
-        heartbeat_due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
+        now = time.monotonic()
+        heartbeat_due = now - self._last_heartbeat >= self.heartbeat_interval
+        # A flush writes the heartbeat too, but at most once a second: an
+        # UPDATE of the run row in every flush costs more than its batches.
+        beat = now - self._last_heartbeat >= min(1.0, self.heartbeat_interval)
         if count == 0 and not (heartbeat_due and self._thread is not None):
             return True
         items = [self._ops.popleft() for _ in range(count)]
@@ -266,9 +279,11 @@ class Writer:
                     if engine.dialect.name == "postgresql":
                         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(wait * 1000)}ms'")
                     self._apply(conn, items, assigned)
-                    touch_heartbeat(conn, self.run_id, utcnow())
+                    if beat:
+                        touch_heartbeat(conn, self.run_id, utcnow())
             self._keys.commit()
-            self._last_heartbeat = time.monotonic()
+            if beat:
+                self._last_heartbeat = now
             self._healthy = True
             self._mark_done(count)
         except Exception as exc:  # noqa: BLE001 - every failure is reported
