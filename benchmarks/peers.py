@@ -161,7 +161,7 @@ def ours(log_batches: bool) -> Callable[[Path, str], Attached]:
         def recorded() -> str:
             store = Store(db)
             return (f"{len(store.epochs(cb.run_id))} epoch rows, "
-                    f"{len(store.batches(cb.run_id, 'train'))} train batch rows")
+                    f"{len(store.batches(cb.run_id, 'fit'))} train batch rows")
 
         return Attached([cb], cb.close, recorded)
 

@@ -198,13 +198,19 @@ class TrackingCallback(keras.callbacks.Callback):
     # -- Keras hooks, forwarded to the recorder -------------------------------------
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.capture_listener.train_begin()
+        recorder = self.capture_listener
+        recorder.train_begin()
+        # A batch's begin matters only under loss scaling (the step it begins
+        # at, for a schedule's per-batch LR); otherwise Keras calls the base
+        # class's empty hook and the tracker costs nothing there.
+        if getattr(type(self), "on_train_batch_begin") is keras.callbacks.Callback.on_train_batch_begin:
+            if recorder.lr.loss_scaled and recorder.log_batches:
+                setattr(self, "on_train_batch_begin", recorder.train_batch_begin)
+            else:
+                self.__dict__.pop("on_train_batch_begin", None)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.capture_listener.epoch_begin(epoch)
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.capture_listener.train_batch_begin(batch)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.capture_listener.train_batch_end(batch, logs)

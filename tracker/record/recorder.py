@@ -173,7 +173,7 @@ class Recorder:
                 return held
         return None
 
-    def train_batch_begin(self, batch: int) -> None:
+    def train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Only under loss scaling with a schedule: the step the batch begins at (see LearningRates)."""
         if self._fit is not None and self.lr.probing:
             try:
