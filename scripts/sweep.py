@@ -6,7 +6,7 @@ CLI examples were printed from this database:
 
     python scripts/sweep.py sweep.db
     tracker --db sweep.db runs
-    tracker --db sweep.db plot --out sweep.png
+    tracker --db sweep.db plot lr-0.001 lr-0.01 lr-0.1 lr-0.5 --out sweep.png
 
 Needs the ``tensorflow`` and ``demo`` extras.
 """
