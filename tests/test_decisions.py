@@ -361,3 +361,38 @@ def test_each_stoppers_state_is_recorded_at_every_epoch_end(db, position):
     stored = [(int(r.epoch), r.stopper, int(r.wait), int(r.patience), float(r.best)) for r in states.itertuples()]
     assert sorted(stored) == sorted(spy.seen)
     assert set(states["monitor"]) == {"val_loss"}
+
+
+def big_model(seed=1):
+    """Over 1 MiB of weights (784 x 512 float32): their fingerprints are hashed on a helper thread."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.1), loss="mean_squared_error")
+    return model
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("position", ["tracker-first", "tracker-last"])
+@pytest.mark.parametrize("stopper_kind", ["guide", "keras"])
+def test_big_weights_hashed_off_the_training_thread_still_tell_the_restored_epoch(db, position, stopper_kind):
+    from tracker.record.fingerprint import OFF_THREAD_BYTES, fingerprint_arrays
+
+    x, y = guide_data(n=64)
+    model = big_model()
+    assert sum(w.nbytes for w in model.get_weights()) >= OFF_THREAD_BYTES
+    copies = WeightCopies()
+    if stopper_kind == "guide":
+        stopper = EarlyStoppingAtMinLoss(patience=0)
+    else:
+        stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=1, restore_best_weights=True)
+    tracker = TrackingCallback(db)
+    model.fit(x, y, batch_size=16, epochs=12, callbacks=arrange(position, tracker, [copies], [stopper]), verbose=0)
+    truth = copies.epoch_of(model.get_weights())
+    last = max(copies.copies)
+    assert truth is not None and truth != last, "the setup must restore an earlier epoch"
+
+    row = Store(db).restores(tracker.run_id).iloc[0]
+    assert (row["restored_epoch"], row["last_epoch"]) == (truth, last)
+    # Each stored fingerprint is the digest of that epoch's weights as trained (copied by the test).
+    stored = dict(sql(db, "SELECT epoch, fingerprint FROM epochs ORDER BY epoch"))
+    assert stored == {e: fingerprint_arrays(c) for e, c in copies.copies.items()}

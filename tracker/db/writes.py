@@ -58,6 +58,7 @@ __all__ = [
     "EndPhase",
     "StartFit",
     "InsertEpoch",
+    "Pending",
     "BatchRecord",
     "DecisionTable",
     "InsertDecisions",
@@ -146,6 +147,12 @@ class StartFit:
     initial_epoch: int
 
 
+class Pending(Protocol):
+    """A value still being computed elsewhere (a ``concurrent.futures.Future``)."""
+
+    def result(self) -> str: ...
+
+
 @dataclass(slots=True)
 class InsertEpoch:
     """One finished epoch: its row, its logs, the run's summary and epoch count."""
@@ -155,7 +162,8 @@ class InsertEpoch:
     epoch: int
     started_at: datetime | None
     ended_at: datetime
-    fingerprint: str | None
+    #: The digest, or a pending one (``.result()`` gives it: the hash may still run on a helper thread).
+    fingerprint: str | Pending | None
     logs: dict[str, Any] | None
 
 
@@ -282,7 +290,9 @@ def _insert_epoch(conn: Connection, keys: KeyCache, op: InsertEpoch) -> None:
     key = conn.execute(
         insert(_EPOCHS).values(
             phase_id=op.phase.id, epoch=op.epoch, started_at=op.started_at, ended_at=op.ended_at,
-            fingerprint=op.fingerprint, superseded=False,
+            fingerprint=op.fingerprint if op.fingerprint is None or isinstance(op.fingerprint, str)
+            else op.fingerprint.result(),
+            superseded=False,
         )
     ).inserted_primary_key
     assert key is not None

@@ -32,7 +32,8 @@ import numpy as np
 
 from tracker.db.writes import DecisionTable, InsertDecisions, Op, PhaseRef
 from tracker.record.capture import Actor
-from tracker.record.fingerprint import fingerprint_model
+from tracker.db.writes import Pending
+from tracker.record.fingerprint import fingerprint_later, fingerprint_model
 
 __all__ = ["StopsAndRestores"]
 
@@ -83,7 +84,7 @@ class StopsAndRestores:
         self.phase: PhaseRef | None = None
         self.model: Any = None
         self.siblings: list[Any] = []
-        self.fingerprints: dict[int, str] = {}
+        self.fingerprints: dict[int, Pending] = {}  # epoch -> its fingerprint (maybe still hashing)
         self.stopped_by: set[int] = set()
         self.weight_sets: list[_WeightSet] = []
         self.last_epoch: int | None = None
@@ -97,11 +98,15 @@ class StopsAndRestores:
         self.fingerprints, self.stopped_by, self.weight_sets = {}, set(), []
         self.last_epoch = None
 
-    def epoch_trained(self, epoch: int) -> str:
-        """In the tracker's ``on_epoch_end``: the fingerprint of the weights the epoch trained to."""
+    def epoch_trained(self, epoch: int) -> Pending:
+        """In the tracker's ``on_epoch_end``: the fingerprint of the weights the epoch trained to.
+
+        The weights are copied now; big ones are hashed on a helper thread
+        (``fingerprint_later``), and ``result()`` waits for the digest.
+        """
         self.last_epoch = epoch
         if epoch not in self.fingerprints:
-            self.fingerprints[epoch] = fingerprint_model(self.model)
+            self.fingerprints[epoch] = fingerprint_later(self.model)
         return self.fingerprints[epoch]
 
     def epoch_states(self, epoch: int) -> None:
@@ -121,7 +126,7 @@ class StopsAndRestores:
         # A restore inside on_epoch_end(k) by a callback listed before the
         # tracker: fingerprint epoch k as trained, before it is overwritten.
         if actor.hook == "on_epoch_end" and epoch is not None and epoch not in self.fingerprints:
-            self.fingerprints[epoch] = fingerprint_model(self.model)
+            self.fingerprints[epoch] = fingerprint_later(self.model)
 
     def weights_set(self, actor: Actor, epoch: int | None) -> None:
         at = _number(actor.frame_locals.get("epoch", epoch))
@@ -167,9 +172,10 @@ class StopsAndRestores:
         if not self.fingerprints or self.last_epoch is None:
             return
         final = fingerprint_model(self.model)
-        if final == self.fingerprints.get(self.last_epoch):
+        last = self.fingerprints.get(self.last_epoch)
+        if last is not None and final == last.result():
             return
-        matches = sorted(e for e, fp in self.fingerprints.items() if fp == final)
+        matches = sorted(e for e, fp in self.fingerprints.items() if fp.result() == final)
         by = next((w for w in reversed(self.weight_sets) if w.fingerprint == final), None)
         restored = None
         if matches:

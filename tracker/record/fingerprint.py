@@ -8,12 +8,25 @@ tells exactly which epoch's weights a model holds.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["fingerprint_arrays", "fingerprint_model"]
+from tracker.db.writes import Pending
+
+__all__ = ["OFF_THREAD_BYTES", "Done", "fingerprint_arrays", "fingerprint_later", "fingerprint_model"]
+
+#: Weights of at least this many bytes are hashed on a helper thread: the
+#: training thread only copies them (``get_weights``), and BLAKE2b releases
+#: the interpreter while it hashes, so the hash runs beside the next steps.
+OFF_THREAD_BYTES = 1 << 20
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def fingerprint_arrays(arrays: Iterable[Any]) -> str:
@@ -29,3 +42,30 @@ def fingerprint_arrays(arrays: Iterable[Any]) -> str:
 def fingerprint_model(model: Any) -> str:
     """Return the fingerprint of ``model.get_weights()`` (trainable and not)."""
     return fingerprint_arrays(model.get_weights())
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A fingerprint computed at once (small weights)."""
+
+    value: str
+
+    def result(self) -> str:
+        return self.value
+
+
+def fingerprint_later(model: Any) -> Pending:
+    """Copy ``model.get_weights()`` now; hash them now if small, else on a helper thread.
+
+    Returns an object whose ``result()`` is the fingerprint (a
+    ``concurrent.futures.Future`` for big weights). The copy is taken at the
+    call, so later changes to the weights don't reach the fingerprint.
+    """
+    global _pool
+    arrays = model.get_weights()
+    if sum(int(getattr(a, "nbytes", 0)) for a in arrays) < OFF_THREAD_BYTES:
+        return Done(fingerprint_arrays(arrays))
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-fingerprint")
+    return _pool.submit(fingerprint_arrays, arrays)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from tracker.db.values import utcnow
-from tracker.db.writes import EndPhase, InsertPhase, InsertRun, Op, ResumeRun, UpdateRun
+from tracker.db.writes import EndPhase, InsertPhase, InsertRun, Op, Pending, ResumeRun, UpdateRun
 from tracker.errors import TrackingWarning
 from tracker.record.environment import (
     environment,
@@ -204,5 +204,5 @@ class EndedEpoch:
     epoch: int
     started_at: datetime | None
     ended_at: datetime
-    fingerprint: str | None
+    fingerprint: Pending | None
     logs: Mapping[str, Any] | None
