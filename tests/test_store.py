@@ -120,3 +120,31 @@ def test_a_path_holding_uri_characters_opens_read_only_as_that_file(tmp_path):
     assert list(Store(str(weird)).runs()["run_id"]) == ids
     made = {p.name for p in tmp_path.rglob("*") if p.is_file()}
     assert made <= {weird.name, weird.name + "-wal", weird.name + "-shm"}, "no other file was opened or created"
+
+
+def test_reading_many_database_files_one_after_another_keeps_open_files_bounded(tmp_path):
+    """``for f in files: Store(f).runs()`` over 80 files: the open files stay few (not 3 per file read)."""
+    import os
+    import shutil
+    import sqlite3
+
+    from tracker.db.engine import MAX_ENGINES
+
+    first = tmp_path / "db-0.db"
+    x, y = guide_data(n=32)
+    cb = TrackingCallback(str(first), run_name="seed")
+    guide_model().fit(x, y, batch_size=16, epochs=1, callbacks=[cb], verbose=0)
+    with sqlite3.connect(first) as conn:  # everything into the main file, so that a copy holds it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    paths = [first] + [shutil.copy(first, tmp_path / f"db-{i}.db") for i in range(1, 80)]
+
+    def open_files():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for path in paths:
+        assert Store(str(path)).runs()["name"].tolist() == ["seed"]
+    # Each SQLite connection holds the file, its WAL and its shared memory: 240 files for 80 databases
+    # if every engine kept its connection; at most the most recent engines' connections are kept.
+    assert MAX_ENGINES <= 20 and open_files() - before <= 3 * 20, open_files() - before
+    assert Store(str(first)).runs()["name"].tolist() == ["seed"]  # an evicted database opens again

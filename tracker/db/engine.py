@@ -12,6 +12,7 @@ import os
 import socket
 import sqlite3
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +41,13 @@ BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 
-_engines: dict[str, Engine] = {}
+#: Engines kept open at once. A process that reads many database files one
+#: after another (``for f in files: Store(f)``) keeps the pooled connections
+#: of the most recent ones; older engines are disposed (three open files per
+#: SQLite connection: the database, its WAL and its shared memory).
+MAX_ENGINES = 16
+
+_engines: OrderedDict[str, Engine] = OrderedDict()
 _engines_lock = threading.Lock()
 
 
@@ -173,6 +180,7 @@ def get_engine(url: str, *, readonly: bool = False) -> Engine:
     with _engines_lock:
         engine = _engines.get(key)
         if engine is not None:
+            _engines.move_to_end(key)
             return engine
         parsed = make_url(url)
         sqlite = parsed.get_backend_name() == "sqlite"
@@ -192,6 +200,10 @@ def get_engine(url: str, *, readonly: bool = False) -> Engine:
             event.listen(engine, "connect", _on_connect_readonly if readonly else _on_connect)
             event.listen(engine, "begin", _on_begin)
         _engines[key] = engine
+        while len(_engines) > MAX_ENGINES:
+            # Closes the pooled connections; one in use closes when returned, and
+            # whoever still holds the engine gets new connections on its next use.
+            _engines.popitem(last=False)[1].dispose()
         return engine
 
 
