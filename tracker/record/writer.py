@@ -1,12 +1,15 @@
 """The write path: an ordered, buffered log of typed record operations.
 
 The recorder queues the operations of ``tracker.db.writes`` (and one
-``BatchRecord`` per batch); nothing touches the disk on the per-batch path. ``flush()`` writes everything pending, in order, in one short
-``BEGIN IMMEDIATE`` transaction. It runs synchronously at safe points (phase
-begin and end, epoch end) and in a background thread every ``flush_every``
-batches or ``flush_interval`` seconds. A failed flush keeps the operations and
-retries at the next one: tracking problems warn, they never stop training,
-unless ``strict`` is set.
+``BatchRecord`` per batch); nothing touches the disk on the per-batch path.
+``flush()`` writes everything pending, in order, in one short ``BEGIN
+IMMEDIATE`` transaction. A background thread flushes every ``flush_every``
+batches or ``flush_interval`` seconds, and at the next batch after a phase
+begins or an epoch ends (``wake_soon``: while the step computes). Only the end
+of the outermost phase flushes on the training thread, so that ``fit``,
+``evaluate`` and ``predict`` return with everything written. A failed flush
+keeps the operations and retries at the next one: tracking problems warn,
+they never stop training, unless ``strict`` is set.
 """
 
 from __future__ import annotations
