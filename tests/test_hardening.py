@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import BACKENDS, fresh_db, sql
@@ -173,3 +174,36 @@ def test_a_zombie_process_counts_as_dead_so_its_run_shows_crashed(tmp_path):
         os.kill(child.pid, 0)  # the pid still exists: only its state tells it is dead
     finally:
         child.wait()
+
+
+class _BigWeights:
+    """Test-only: a stand-in with over 1 MiB of weights (what matters here is the helper thread, not Keras)."""
+
+    def get_weights(self):
+        return [np.ones((600, 600), "float32")]
+
+
+def _child_fingerprint(queue):
+    from tracker.record.fingerprint import fingerprint_later
+
+    queue.put(fingerprint_later(_BigWeights()).result())
+
+
+def test_a_forked_child_hashes_big_weights_too():
+    """After a fork the helper thread is gone; the child must not wait forever for it."""
+    import multiprocessing
+
+    from tracker.record.fingerprint import fingerprint_arrays, fingerprint_later
+
+    expected = fingerprint_arrays(_BigWeights().get_weights())
+    assert fingerprint_later(_BigWeights()).result() == expected  # the parent's pool thread now exists
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_fingerprint, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=30) == expected
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
