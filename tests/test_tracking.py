@@ -377,3 +377,16 @@ def test_batch_hooks_called_by_hand_without_logs_are_recorded(db):
     stored = Store(db).batches(cb.run_id)
     assert stored["batch"].tolist() == [0, 1]
     assert stored["loss"].isna().tolist() == [True, False]
+
+
+@pytest.mark.parametrize("log_batches", [False, 4])
+def test_an_epoch_is_written_during_the_next_one_without_every_batch_recorded(db, data, log_batches):
+    """No batch record may come soon (none, or every 4th): the epoch end wakes the writer at once,
+    well before a long flush_interval."""
+    x, y = data
+    peek = Peek(db)
+    cb = TrackingCallback(db, log_batches=log_batches, flush_interval=60)
+    started = time.monotonic()
+    guide_model().fit(x, y, batch_size=32, epochs=3, callbacks=[cb, peek], verbose=0)
+    assert peek.epochs == [1, 2]
+    assert time.monotonic() - started < 30, "written long before the 60 s flush interval"

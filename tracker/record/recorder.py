@@ -259,11 +259,10 @@ class Recorder:
                         logged_items(ended.logs))
         )
         if flush:
-            # The background writer writes it while the next step computes (or
-            # within flush_interval), off the training thread; a strict-mode
-            # failure of an earlier write surfaces here.
-            self.writer.raise_pending()
-            self.writer.wake_soon()
+            self.writer.raise_pending()  # a strict-mode failure of an earlier write surfaces here
+            # Written off the training thread: with every batch recorded, at the next
+            # batch (while its step computes); else now (no batch may come soon).
+            (self.writer.wake_soon if self.every == 1 else self.writer.wake)()
 
     @guarded("on_train_end")
     def train_end(self, logs: Mapping[str, Any] | None) -> None:
