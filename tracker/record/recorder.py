@@ -190,14 +190,6 @@ class Recorder:
             if self._concurrent:  # JAX, torch: Keras may run this on several worker threads at once
                 with self._lock:
                     self._count_train_batch(fit, batch, logs)
-            elif self.every == 1:  # TensorFlow, every batch: _count_train_batch inlined (one frame less)
-                fit.batch_count += 1
-                if batch > self._epoch_last_batch:
-                    self._epoch_last_batch = batch
-                self._add_batch(_record((fit, self._epoch_base + batch, self._epoch, batch,
-                                         _now() - fit.t0, dict(logs) if logs else None)))
-                if self.lr.has_schedule:
-                    self._epoch_batches.append(batch)
             else:  # TensorFlow runs batch hooks on the training thread, one at a time
                 self._count_train_batch(fit, batch, logs)
         except Exception as exc:  # noqa: BLE001
