@@ -22,7 +22,11 @@ What it measures:
   Hooks and writer are given as a percentage of the untracked fit. Goals:
   hooks <= 1%, hooks + writer <= 3%. The rows read back are checked.
 
-Run:  python benchmarks/overhead.py [--pairs 7] [--samples 20000] [--epochs 3] [--batch-size 32]
+  With ``--optuna`` every fit, tracked or not, runs as the objective of an Optuna trial (importing
+  optuna installs the tracker's integration, so the tracked run is the trial's): the integrations
+  add nothing per batch, and this shows it.
+
+Run:  python benchmarks/overhead.py [--pairs 7] [--samples 20000] [--epochs 3] [--batch-size 32] [--optuna]
 It always exits 0: it is a measurement, not a test.
 """
 
@@ -112,7 +116,24 @@ def make_model() -> keras.Model:
 
 
 def fit(x: np.ndarray, y: np.ndarray, args: argparse.Namespace, db: str | None = None) -> tuple[float, Any]:
-    """One fit on a fresh model; return (seconds, callback or None)."""
+    """One fit on a fresh model (with --optuna, inside an Optuna trial); return (seconds, callback or None)."""
+    if not args.optuna:
+        return _fit(x, y, args, db)
+    import optuna  # importing it installs the tracker's Optuna integration
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    found: dict[str, tuple[float, Any]] = {}
+
+    def objective(trial: Any) -> float:
+        trial.suggest_float("lr", 0.1, 0.1)
+        found["fit"] = _fit(x, y, args, db)
+        return 0.0
+
+    optuna.create_study(study_name="overhead").optimize(objective, n_trials=1)
+    return found["fit"]
+
+
+def _fit(x: np.ndarray, y: np.ndarray, args: argparse.Namespace, db: str | None = None) -> tuple[float, Any]:
     model = make_model()
     cb = None
     if db is not None:
@@ -131,11 +152,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--optuna", action="store_true",
+                        help="fit inside an Optuna trial (the tracker's Optuna integration active), both variants")
     args = parser.parse_args()
 
     x, y = make_data(args.samples)
     n_batches = args.epochs * math.ceil(args.samples / args.batch_size)
-    print(f"keras {keras.__version__} ({keras.backend.backend()}); {args.samples} samples, batch {args.batch_size}, "
+    print(f"keras {keras.__version__} ({keras.backend.backend()}){' in Optuna trials' if args.optuna else ''}; "
+          f"{args.samples} samples, batch {args.batch_size}, "
           f"{args.epochs} epochs = {n_batches} train batches per fit; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="tracker-overhead-") as tmpdir:
         fit(x, y, args, os.path.join(tmpdir, "warmup.db"))
@@ -156,8 +180,11 @@ def main() -> None:
                 times[variant], cb = fit(x, y, args, db)
                 if cb is not None:
                     tracked_cb = cb
-            rows = len(Store(os.path.join(tmpdir, f"run-{i}.db")).batches("overhead"))
+            store = Store(os.path.join(tmpdir, f"run-{i}.db"))
+            rows = len(store.batches("overhead"))
             assert rows == n_batches, f"pair {i}: {rows} batch rows, expected {n_batches}"
+            if args.optuna:  # the run is the trial's: the integration was at work
+                assert store.run("overhead")["run"].get("trial") == "0", "the run is not the Optuna trial's"
             hook = sum(CLOCK.seconds.values())
             writer_cpu = tracked_cb.capture_listener.writer.thread_cpu
             base = times["untracked"]

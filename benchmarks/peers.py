@@ -63,7 +63,7 @@ they are (tensorflow-cpu 2.21 brings Keras 3.15; none of them needs torch):
         [--samples 20000] [--batch-size 32] [--only NAME ...]
 
 It prints a Markdown table, with the date, the versions and the machine,
-ready to paste into the README. It always exits 0: it is a measurement, not a
+ready to paste into docs/performance.md. It always exits 0: it is a measurement, not a
 test.
 """
 

@@ -14,7 +14,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from tracker.db.engine import DEFAULT_DB, get_engine, resolve_url
-from tracker.db.migrate import VERSION_TABLE
+from tracker.db.migrate import VERSION_TABLE, check_foreign_keys, foreign_keys_off
 from tracker.db.tables import Base
 
 config = context.config
@@ -63,11 +63,13 @@ def run_migrations_online() -> None:
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
     engine = get_engine(resolve_url(_database()))
-    with engine.connect() as connection:
+    # SQLite: foreign keys off while a revision rebuilds a table (see tracker.db.migrate.foreign_keys_off).
+    with engine.connect() as connection, foreign_keys_off(connection):
         connection.execution_options(sqlite_begin="IMMEDIATE")
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
+            check_foreign_keys(connection)
 
 
 if context.is_offline_mode():

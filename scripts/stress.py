@@ -11,7 +11,7 @@
    (``PRAGMA max_page_count``), a write lock held by another process, and the file
    deleted mid-run. Each fit must complete.
 
-It ends with one line of figures (quoted in the README):
+It ends with one line of figures (quoted in docs/reliability.md):
     python scripts/stress.py [--kills 20] [--writers 8] [--seed 0]
 Exit status 0 only if every figure is as it should be.
 """

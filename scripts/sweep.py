@@ -1,8 +1,9 @@
 """A 4-run learning-rate sweep of the guide's model on scikit-learn's digits, into one database.
 
 Each run trains with ``ReduceLROnPlateau`` and ``EarlyStopping(restore_best_weights=True)``
-on a validation split, then evaluates on the held-out digits. The README's
-CLI examples were printed from this database:
+on a validation split, then evaluates on the held-out digits. The CLI examples of the
+README and of docs/ were printed from this database, and tests/test_docs.py builds it
+this way to run them:
 
     python scripts/sweep.py sweep.db
     tracker --db sweep.db runs
@@ -30,7 +31,7 @@ def main() -> None:
     import keras
 
     from tracker import TrackingCallback
-    from tracker.demo import load_digits_784
+    from tracker.callbacks.demo import load_digits_784
 
     x_train, y_train, x_test, y_test = load_digits_784()
     for lr in LEARNING_RATES:

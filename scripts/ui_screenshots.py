@@ -1,4 +1,4 @@
-"""Screenshots of the dashboard for the README: docs/ui-runs.png, docs/ui-run.png, docs/ui-compare.png.
+"""Screenshots of the dashboard for the docs: docs/ui-runs.png, docs/ui-run.png (also in the README), docs/ui-compare.png.
 
 Trains the guide's model on scikit-learn's digits (the demo's data, no download) a few times with
 the tracker: an early stop with a restore and ReduceLROnPlateau, a step decay, a slower learning
@@ -31,7 +31,7 @@ def train(db: str) -> dict[str, str]:
     """Record four runs into ``db`` (replacing it); return their ids by name."""
     import keras
 
-    from tracker.demo import get_model, load_digits_784
+    from tracker.callbacks.demo import get_model, load_digits_784
     from tracker import TrackingCallback
 
     for suffix in ("", "-wal", "-shm"):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import tracker
 from tracker import NotADatabaseError, SchemaTooNewError, Store, TrackingCallback
 from tracker.db.migrate import VERSION_TABLE, open_database
+from tracker.store.names import shown_key
 
 
 def bits(x):
@@ -105,7 +106,7 @@ def test_fuzzed_logs_never_crash_training_and_numbers_round_trip_exactly(fuzz_db
         assert len(frame) == 1
         for key, value in flatten(logs):
             kind, want = expected(value)
-            got = frame[key].iloc[0]  # column-wise: a row Series would upcast NaN to NA
+            got = frame[shown_key(key)].iloc[0]  # column-wise: a row Series would upcast NaN to NA
             if kind == "float":
                 assert bits(got) == bits(want), (key, value, got)
             elif kind == "int":
@@ -124,7 +125,7 @@ def test_thousands_of_keys(tmp_path):
     guide_model().fit(x, y, batch_size=16, epochs=1, callbacks=[Inject(many, many), cb], verbose=0)
     row = Store(db).epochs(cb.run_id).iloc[0]
     assert all(bits(row[k]) == bits(v) for k, v in many.items())
-    assert len(Store(db).batches(cb.run_id).columns) == 3000 + 6  # phase, phase_seq, epoch, batch, step, elapsed
+    assert len(Store(db).batches(cb.run_id).columns) == 3000 + 7  # phase, phase_seq, call, epoch, batch, step, elapsed
 
 
 STRANGE = [

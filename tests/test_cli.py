@@ -113,6 +113,13 @@ def _not_sqlite(tmp_path):
     return str(path)
 
 
+def _fake_header(tmp_path):
+    """A file that starts like SQLite ("SQLite format 3\\0") and is garbage after it."""
+    path = tmp_path / "fake.db"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
+    return str(path)
+
+
 def _newer(tmp_path):
     path = str(tmp_path / "newer.db")
     run_cli("--db", path, "db", "upgrade")
@@ -126,6 +133,9 @@ def _newer(tmp_path):
     [
         (lambda t: str(t / "missing.db"), ["runs"], "No tracker database at"),
         (_not_sqlite, ["runs"], "is not a SQLite database"),
+        (_fake_header, ["runs"], "is not a SQLite database"),
+        (_fake_header, ["db", "current"], "is not a SQLite database"),
+        (_fake_header, ["db", "check"], "is not a SQLite database"),
         (_newer, ["runs"], "newer than this tracker knows"),
         (None, ["epochs", "no-such-run"], "No run matches 'no-such-run'"),
     ],

@@ -9,10 +9,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-from conftest import BACKENDS, fresh_db, sql
+from conftest import BACKENDS, bits, fresh_db, sql
 
 from tracker import Store
 from tracker.store.liveness import effective_status
@@ -207,3 +208,120 @@ def test_a_forked_child_hashes_big_weights_too():
         child.join(timeout=30)
         if child.is_alive():
             child.kill()
+
+
+def seen_by_nobody(db, pid):
+    """As the user nobody sees them: the statuses of the runs, what ``os.kill(pid, 0)`` did, and the
+    status of a run that started long before ``pid`` did (so ``pid`` is a reused one).
+
+    A forked child of this process drops to nobody (the interpreter lives under /root, which nobody
+    may not read, so nothing is imported after the drop: the parent reads the same way first).
+    """
+    import json
+
+    from tracker.db.engine import dispose_engines
+
+    Store(str(db)).runs()  # imports everything the child needs
+    dispose_engines()  # no pooled connection is shared with the child
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.close(read)
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                os.kill(pid, 0)
+                signal_result = "delivered"
+            except PermissionError:
+                signal_result = "refused"
+            except ProcessLookupError:
+                signal_result = "no such process"
+            from tracker.db.engine import host_name
+
+            long_ago = datetime.now(timezone.utc) - timedelta(days=30)  # a run older than the process: reused pid
+            reused = effective_status("running", host_name(), pid, long_ago, long_ago)
+            out = json.dumps([list(Store(str(db)).runs()["status"]), signal_result, reused])
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            out = json.dumps(repr(exc))
+        os.write(write, out.encode())
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        out = fh.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    return tuple(json.loads(out))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_live_job_of_another_user_counts_as_running_not_crashed(request, backend):
+    """A reader may not signal another user's process (os.kill raises PermissionError): the job is
+    alive all the same. The reader is nobody; the job is this test's own (root's) process."""
+    if os.geteuid() != 0:
+        pytest.fail("this test reads as the user nobody, which needs root", pytrace=False)
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="trk-live-", dir="/tmp")  # tmp_path is private to root
+    os.chmod(folder, 0o777)
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    db = fresh_db(request, Path(folder), backend)
+    job = start(db, "alive")
+    try:
+        wait_for(db, "epochs", 1, job)
+        for name in os.listdir(folder):
+            os.chmod(os.path.join(folder, name), 0o666)
+        assert seen_by_nobody(db, job.pid) == (["running"], "refused", "crashed")
+    finally:
+        job.kill()
+        job.wait(timeout=30)
+        job.stdout.close()
+        job.stderr.close()
+    assert seen_by_nobody(db, job.pid) == (["crashed"], "no such process", "crashed")
+
+
+@pytest.mark.parametrize("order", ["backup first", "tracker first"])
+def test_a_job_killed_right_after_its_backup_has_every_epoch_the_backup_claims(db, tmp_path, order):
+    """The worst moment: SIGKILL in on_epoch_end just after BackupAndRestore wrote the epoch's backup.
+    The record must hold that epoch (it was written before the backup), and the resumed job each
+    epoch once."""
+    import json
+
+    backup = tmp_path / "backup"
+    extra = ["--tracker-last"] if order == "tracker first" else []
+    first = start(db, "claimed", "--backup", str(backup), "--epochs", "5", "--die-at", "2", *extra)
+    first.communicate(timeout=300)
+    assert first.returncode == -signal.SIGKILL
+    claimed = json.loads((backup / "training_metadata.json").read_text())["epoch"]  # Keras: epochs done
+    assert claimed == 3
+    assert list(Store(str(db)).epochs("claimed")["epoch"]) == list(range(claimed))
+
+    second = start(db, "claimed", "--backup", str(backup), "--epochs", "5", "--resume", *extra)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0 and "DONE" in out, err[-2000:]
+    epochs = Store(str(db)).epochs("claimed")
+    assert list(epochs["epoch"]) == list(range(5)) and not epochs["redone"].any()
+
+
+def test_an_epoch_written_at_a_backup_gets_the_keys_callbacks_after_the_backup_add(db, tmp_path):
+    """ReduceLROnPlateau, listed after BackupAndRestore, adds learning_rate to the epoch logs after the
+    epoch was written for the backup: the record is amended to what History holds."""
+    from conftest import guide_data, guide_model
+
+    from tracker import TrackingCallback
+
+    x, y = guide_data(n=64)
+    model = guide_model()
+    callbacks = [keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), TrackingCallback(db, run_name="amended"),
+                 keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5)]
+    history = model.fit(x, y, batch_size=16, epochs=3, callbacks=callbacks, verbose=0)
+    store = Store(str(db))
+    frame = store.epochs("amended")
+    assert "learning_rate" in history.history
+    for key, values in history.history.items():
+        assert [bits(v) for v in frame[key]] == [bits(v) for v in values], key
+    metrics = store.metrics("amended").set_index("key")
+    assert metrics.loc["learning_rate", "final"] == history.history["learning_rate"][-1]

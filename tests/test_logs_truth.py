@@ -9,6 +9,9 @@ synchronous and hide the races these tests are about).
 
 from __future__ import annotations
 
+import threading
+import time
+
 import keras
 import pytest
 
@@ -164,3 +167,64 @@ def test_evaluate_and_predict_join_the_fit_run_with_every_batch(db_path):
     assert_batches_equal_spy(db_path, tracker.run_id, "evaluate", spy.test_by_epoch())
     assert [b.batch for b in th.batches(db_path, tracker.run_id, "predict")] == [0, 1, 2]
     assert outputs.shape == (40, 1) and set(result) == {"loss", "mean_absolute_error"}
+
+
+class ClockSpy(keras.callbacks.Callback):
+    """Reads ``time.perf_counter()`` when the fit and each validation pass begin and at every batch end.
+
+    ``async_safe`` like the tracker: on JAX and torch Keras may run the batch
+    hooks on worker threads, but one batch's hooks still run in list order.
+    """
+
+    async_safe = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.fit_begin: float | None = None
+        self.test_begin: dict[int, float] = {}
+        self.train: dict[tuple[int, int], float] = {}
+        self.test: dict[tuple[int, int], float] = {}
+
+    def on_train_begin(self, logs=None):
+        self.fit_begin = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        self.test_begin[self._epoch] = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        with self.lock:
+            self.train[(self._epoch, batch)] = now
+
+    def on_test_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        with self.lock:
+            self.test[(self._epoch, batch)] = now
+
+
+def test_a_batchs_elapsed_is_the_time_since_its_phase_began_on_a_clock_outside_the_tracker(db_path):
+    """Issue 17, point 21: a clock read just before and just after the tracker's hooks bounds
+    every stored ``elapsed``: train batches from the fit's start, validation batches from their pass's."""
+    x, y = th.make_data(96, features=16)
+    before, after = ClockSpy(), ClockSpy()
+    tracker = TrackingCallback(db_path)
+    th.make_model(features=16).fit(x, y, batch_size=8, epochs=3, validation_split=0.25, verbose=0,
+                                   callbacks=[before, tracker, after])
+    rounding = 1e-6  # elapsed is stored in whole microseconds
+    for kind, count, ends_before, ends_after, begin_before, begin_after in (
+        ("train", 27, before.train, after.train, lambda e: before.fit_begin, lambda e: after.fit_begin),
+        ("validation", 9, before.test, after.test, before.test_begin.get, after.test_begin.get),
+    ):
+        stored = th.batch_elapsed(db_path, tracker.run_id, kind)
+        assert len(stored) == count and sorted(stored) == sorted(ends_before) == sorted(ends_after), kind
+        outside = [
+            (key, ends_before[key] - begin_after(key[0]), value, ends_after[key] - begin_before(key[0]))
+            for key, value in stored.items()
+            if not ends_before[key] - begin_after(key[0]) - rounding <= value
+            <= ends_after[key] - begin_before(key[0]) + rounding
+        ]
+        assert not outside, f"{kind} (epoch, batch), lower bound, stored elapsed, upper bound: {outside[:5]}"

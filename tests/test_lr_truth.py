@@ -134,6 +134,58 @@ def test_schedule_series_with_steps_per_execution_is_bit_exact(db_path):
     assert all(seen[s] == b for s, b in observed)
 
 
+# -- gradient accumulation: the schedule sees every batch, ``iterations`` counts updates -----------
+
+
+class CounterSpy(keras.callbacks.Callback):
+    """At each train batch begin (list it LAST): the optimizer's rate (Keras' own ``learning_rate``
+    property, the schedule at its step counter), that counter, and ``optimizer.iterations``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[int, int, int, int, float]] = []  # (epoch, batch, counter, iterations, lr)
+        self.begun = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        th.sync_state(self.model)
+        optimizer = self.model.optimizer
+        counter = int(np.asarray(keras.ops.convert_to_numpy(optimizer._iterations)))
+        assert counter == self.begun, "the counter counts every batch trained (recomputed here)"
+        self.begun += 1
+        self.rows.append((self._epoch, batch, counter, th.read_step(optimizer), th.read_lr(optimizer)))
+
+
+@pytest.mark.parametrize("accumulate", [3, 4])
+def test_schedule_under_gradient_accumulation_is_read_at_the_step_the_optimizer_uses(db_path, accumulate):
+    """Issue 17, point 7: ``optimizer.iterations`` counts updates, the schedule is evaluated at every batch."""
+    schedule = SCHEDULES["awkward-float32"]()
+    spy = CounterSpy()
+    model = th.make_model(keras.optimizers.SGD(schedule, gradient_accumulation_steps=accumulate), features=16)
+    tracker, _ = fit(db_path, model, lambda t: [t, spy], n=80, batch_size=8, epochs=2, features=16)
+
+    assert len(spy.rows) == 20
+    assert all(it == counter // accumulate for _, _, counter, it, _ in spy.rows), "Keras: iterations = counter // G"
+    sample = (spy.rows[0], spy.rows[11], spy.rows[-1])
+    assert [th.bits(r[4]) for r in sample] == [th.bits(lr_at_step(schedule, r[2])) for r in sample], (
+        "the optimizer's rate is the schedule at its counter"
+    )
+    stored = th.lr_series(db_path, tracker.run_id, "batch")
+    got = [(p.epoch, p.batch, p.step, None if p.lr is None else th.bits(p.lr)) for p in stored]
+    want = [(e, b, counter, th.bits(lr)) for e, b, counter, _, lr in spy.rows]
+    wrong = [(g, w) for g, w in zip(got, want) if g != w]
+    assert len(got) == len(want), f"{len(got)} batch rows, {len(want)} batches"
+    assert not wrong, f"{len(wrong)} of {len(want)} (epoch, batch, step, lr) rows differ: {wrong[:4]}"
+    first = {e: (counter, lr) for e, b, counter, _, lr in reversed(spy.rows)}
+    epochs = th.lr_series(db_path, tracker.run_id, "epoch")
+    assert [(p.epoch, p.step, th.bits(p.lr)) for p in epochs] == [
+        (e, counter, th.bits(lr)) for e, (counter, lr) in sorted(first.items())
+    ], "each epoch: the step and rate of its first batch"
+    assert th.lr_changes(db_path, tracker.run_id) == []
+
+
 # -- mixed precision: the LossScaleOptimizer wrapper ------------------------------------------
 
 

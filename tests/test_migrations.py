@@ -227,6 +227,7 @@ def test_every_committed_older_database_upgrades_with_every_value_bit_exact(tmp_
     for run_id in store.runs()["run_id"]:
         epochs = store.epochs(run_id)
         assert store.runs().set_index("run_id").loc[run_id, "epochs"] == len(epochs)
+        assert store.system(run_id).empty  # recorded before system metrics: none, and reading works
         metrics = store.metrics(run_id).set_index("key")
         if len(epochs):
             assert bits(metrics.loc["loss", "final"]) == bits(epochs["loss"].iloc[-1])
@@ -348,3 +349,123 @@ def test_revision_0006_converts_a_server_database_bit_for_bit(pg_server, request
     epochs = store.epochs("resumed", attempts=True)
     assert list(epochs[epochs["superseded"]]["epoch"]) == [1, 2]
     assert store.runs().set_index("name").loc["resumed", "epochs"] == 5
+    assert best_epochs(store, "rich") == earliest_bests(source)
+
+
+REPEATED = ("big", "inf", "nested/a", "neg_zero")  # rev0005.db's "rich" run logged each the same every epoch
+
+
+def earliest_bests(path):
+    """From the old file itself: the earliest epoch of each REPEATED key's minimum and maximum."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT v.key, e.epoch, v.value FROM epoch_values v JOIN epochs e ON e.id = v.epoch_id "
+            "JOIN phases p ON p.id = e.phase_id JOIN runs r ON r.id = p.run_id "
+            "WHERE r.name = 'rich' AND p.kind = 'fit' ORDER BY e.epoch").fetchall()
+    out = {}
+    for key in REPEATED:
+        series = [(epoch, value) for k, epoch, value in rows if k == key]
+        assert len(series) > 1 and len({v for _, v in series}) == 1  # the best repeats
+        out[key] = (min(e for e, v in series if v == min(v for _, v in series)),
+                    min(e for e, v in series if v == max(v for _, v in series)))
+    return out
+
+
+def best_epochs(store, run):
+    """Each REPEATED key's best epoch as the reader sees it: minimised and maximised."""
+    out = {}
+    for key in REPEATED:
+        low = store.runs(sort=f"best:{key}:min").set_index("run_id").loc[store.resolve(run), f"{key}_epoch"]
+        high = store.runs(sort=f"best:{key}:max").set_index("run_id").loc[store.resolve(run), f"{key}_epoch"]
+        out[key] = (int(low), int(high))
+    return out
+
+
+def test_after_upgrade_a_repeated_best_is_its_earliest_epoch_as_live_recording_gives(tmp_path):
+    import keras
+
+    from conftest import guide_data, guide_model
+    from tracker import TrackingCallback
+
+    path = tmp_path / "rev0005.db"
+    shutil.copy(DATA / "rev0005.db", path)
+    expected = earliest_bests(path)
+    assert CliRunner().invoke(main, ["--db", str(path), "db", "upgrade"]).exit_code == 0
+    assert best_epochs(Store(str(path)), "rich") == expected
+
+    class Same(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs.update({"big": 2.0**60, "inf": float("inf"), "nested/a": 1.5, "neg_zero": -0.0})
+
+    live = str(tmp_path / "live.db")
+    cb = TrackingCallback(live, run_name="rich")
+    x, y = guide_data(n=32)
+    guide_model().fit(x, y, batch_size=16, epochs=3, callbacks=[Same(), cb], verbose=0)
+    cb.close()
+    assert best_epochs(Store(live), "rich") == expected == {key: (0, 0) for key in REPEATED}
+
+
+OWNED_TABLES = ["runs", "params", "tags", "phases", "epochs", "epoch_values", "phase_values", "batches",
+                "batch_extras", "lr_changes", "lr_series", "stop_decisions", "stopper_states", "restores", "run_metrics"]
+
+
+def _counts(path):
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in OWNED_TABLES}
+
+
+def test_revision_0009_rebuilds_runs_and_phases_for_pruned_and_loses_no_row_that_refers_to_them(tmp_path):
+    """rev0008.db: a finished run (validation, NaN and -0.0 logs, an early stop, evaluate) and a failed one.
+
+    Revision 0009 rebuilds ``runs`` and ``phases`` on SQLite (a CHECK constraint
+    cannot be altered there); with foreign keys on, dropping the old tables
+    would have deleted every phase, epoch and value (ON DELETE CASCADE)."""
+    path = tmp_path / "rev0008.db"
+    shutil.copy(DATA / "rev0008.db", path)
+    before = _counts(path)
+    assert all(before[t] for t in ("runs", "phases", "epochs", "epoch_values", "batches", "stop_decisions"))
+
+    store = Store(str(path), upgrade=True)
+
+    assert _counts(path) == before
+    fresh = tmp_path / "fresh.db"
+    open_database(str(fresh))
+    with sqlite3.connect(path) as conn, sqlite3.connect(fresh) as new:
+        conn.execute("PRAGMA foreign_keys = ON")
+        for table in ("runs", "phases"):  # the same columns, constraints and indexes as a new database's
+            assert conn.execute(f"PRAGMA table_info({table})").fetchall() == new.execute(f"PRAGMA table_info({table})").fetchall()
+            assert sorted(conn.execute(f"PRAGMA index_list({table})").fetchall()) == sorted(new.execute(f"PRAGMA index_list({table})").fetchall())
+            assert conn.execute(f"PRAGMA foreign_key_list({table})").fetchall() == new.execute(f"PRAGMA foreign_key_list({table})").fetchall()
+        assert conn.execute("SELECT count(*) FROM runs WHERE experiment_id IS NOT NULL").fetchone() == (0,)
+        conn.execute("UPDATE runs SET status = 'pruned' WHERE name = 'failed-at-0008'")
+        conn.execute("UPDATE phases SET status = 'pruned' WHERE run_id = (SELECT id FROM runs WHERE name = 'failed-at-0008')")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE runs SET status = 'paused'")
+        conn.execute("DELETE FROM runs WHERE name = 'written-at-0008'")  # the cascades still hold
+        assert conn.execute("SELECT count(*) FROM phases WHERE run_id NOT IN (SELECT id FROM runs)").fetchone() == (0,)
+        conn.commit()
+    assert list(store.runs()["status"]) == ["pruned"] and list(store.runs(status="pruned")["name"]) == ["failed-at-0008"]
+
+
+def test_revision_0009_on_a_server_database_accepts_pruned_and_keeps_its_rows(pg_server, request):
+    from alembic import command
+    from sqlalchemy import text
+
+    from tracker.db.engine import dispose_engines, get_engine
+    from conftest import sql as query
+
+    url = pg_server.new(migrated=False)
+    request.addfinalizer(lambda: pg_server.drop(url))
+    with get_engine(url).begin() as conn:
+        command.upgrade(alembic_config(conn), "0008")
+        conn.execute(text("INSERT INTO runs (id, name, status, started_at) VALUES (repeat('a', 32), 'old', 'failed', now())"))
+        conn.execute(text("INSERT INTO phases (run_id, seq, kind, status, started_at) VALUES (repeat('a', 32), 0, 'fit', 'failed', now())"))
+    dispose_engines(url)
+    open_database(url)
+    query(url, "UPDATE runs SET status = 'pruned'")
+    query(url, "UPDATE phases SET status = 'pruned'")
+    assert query(url, "SELECT r.name, r.status, p.status, r.experiment_id FROM runs r JOIN phases p ON p.run_id = r.id") == [
+        ("old", "pruned", "pruned", None)]
+    with pytest.raises(Exception, match="ck_runs_run_status"):
+        query(url, "UPDATE runs SET status = 'paused'")
+    assert query(url, "SELECT relrowsecurity FROM pg_class WHERE relname = 'trials'") == [(True,)]

@@ -23,7 +23,7 @@ from matplotlib.image import imread
 from tracker import InvalidArgumentError, Store, TrackingCallback, UnknownRunError
 from tracker.callbacks import EarlyStoppingAtMinLoss
 from tracker.cli import main
-from tracker.plots import _figure, plot_runs
+from tracker.views.plots import _figure, plot_runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SWEEP = ("lr-0.001", "lr-0.01", "lr-0.1", "lr-1")
@@ -190,12 +190,39 @@ def test_plotting_imports_neither_tensorflow_nor_keras(runs, tmp_path):
     out = tmp_path / "subprocess.png"
     code = textwrap.dedent(f"""
         import json, sys
-        import tracker.plots
+        import tracker.views.plots
         lazy = "matplotlib" not in sys.modules
-        tracker.plots.plot_runs(tracker.Store({runs.db!r}), ["stopped", "lr-0.1"], {str(out)!r})
+        tracker.views.plots.plot_runs(tracker.Store({runs.db!r}), ["stopped", "lr-0.1"], {str(out)!r})
         print(json.dumps({{"lazy": lazy, "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}}))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"lazy": True, "loaded": []}
     check_png(out)
+
+
+HOSTILE_NAMES = ["$\\bad{$x", "cost $5 to $10", "t\x1b]0;x\x07\n\x00", "n" * 20_000]
+
+
+def test_run_names_and_keys_are_drawn_literally_never_as_mathtext(tmp_path):
+    db = str(tmp_path / "names.db")
+    x, y = guide_data(n=16)
+
+    class Dollar(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["$\\frac{a$"] = 1.0 + epoch
+
+    for name in HOSTILE_NAMES:
+        cb = TrackingCallback(db, run_name=name)
+        guide_model().fit(x, y, batch_size=16, epochs=2, callbacks=[Dollar(), cb], verbose=0)
+    store = Store(db)
+    for rid, name in zip(store.runs()["run_id"], HOSTILE_NAMES):
+        out = tmp_path / f"{rid}.png"
+        done = CliRunner().invoke(main, ["--db", db, "plot", rid, "--metric", "loss", "--metric", "$\\frac{a$",
+                                         "--out", str(out)])
+        assert done.exit_code == 0, done.output[-2000:]
+        assert out.read_bytes().startswith(PNG_SIGNATURE)
+    figure = _figure(store, list(store.runs()["run_id"]), metrics=["$\\frac{a$"], title=None)
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend[:2] == ["\\$\\bad{\\$x", "cost \\$5 to \\$10"]  # \$ is matplotlib's literal dollar
+    assert legend[2] == "t\\x1b]0;x\\x07\\n\\x00" and legend[3] == "n" * 80 + "… (20,000 characters)"

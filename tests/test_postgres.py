@@ -277,6 +277,7 @@ def exact_content(db):
             "evaluations": cells(store.evaluations(run_id)),
             "lr": cells(store.lr_series(run_id), ["run_id"]) + cells(store.lr_changes(run_id), ["run_id"]),
             "stops": cells(store.early_stops(run_id), ["run_id"]),
+            "stopper_states": cells(store.stopper_states(run_id), ["run_id"]),
             "restores": cells(store.restores(run_id), ["run_id"]),
             "metrics": cells(store.metrics(run_id)),
         }
@@ -309,6 +310,13 @@ def test_db_copy_round_trips_sqlite_to_postgresql_to_sqlite_bit_for_bit(tmp_path
     original = exact_content(laptop)
     assert exact_content(server_db) == original
     assert exact_content(back) == original
+    assert len(original[Store(laptop).resolve("odd")]["stopper_states"]) > 0
+    # Every table that holds a run's rows is copied: the same row counts on both sides.
+    from tracker.db.tables import Base
+
+    shared = {"keys", "keysets", "experiments", "tracker_schema_version"}
+    for name in sorted(set(Base.metadata.tables) - shared):
+        assert sql(back, f"SELECT count(*) FROM {name}") == sql(laptop, f"SELECT count(*) FROM {name}"), name
     again = runner.invoke(main, ["db", "copy", "--from", laptop, "--to", server_db])
     assert "0 copied, 0 completed, 2 already there" in again.output
     assert sql(server_db, "SELECT count(*) FROM runs") == [(2,)]
@@ -376,3 +384,41 @@ def test_sixteen_concurrent_writers_on_one_server_lose_nothing(server_db):
     for i in (0, 7, 15):
         frame = store.batches(f"{i:032x}")
         assert list(frame["step"]) == list(range(n_batches * n_epochs)) and set(frame["mae"]) == {float(i)}
+
+
+def test_a_write_that_failed_after_creating_new_keys_leaves_the_whole_run_once_it_succeeds(server_db):
+    """Another session locks run_metrics: the flush creates the new val_* keys, then waits for the
+    epoch's summary and fails. Its keys are rolled back, so the retry must not use their ids."""
+    import psycopg
+
+    x, y = guide_data(n=64)
+    model = guide_model()
+    cb = TrackingCallback(server_db, run_name="retried")
+    model.fit(x[:48], y[:48], batch_size=16, epochs=1, callbacks=[cb], verbose=0)  # keys: loss and the metric
+    cb.close()
+    locker = psycopg.connect(server_db.replace("postgresql+psycopg", "postgresql"))
+    try:
+        locker.execute("LOCK TABLE run_metrics IN EXCLUSIVE MODE")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, callbacks=[cb], verbose=0)
+            cb.close()  # waits for the lock up to its timeout, fails, keeps the records
+        assert cb.pending > 0
+        assert any("lock" in str(w.message) and "retrying" in str(w.message) for w in caught)
+        # The failed transaction did create keys (their ids were drawn), and they were rolled back.
+        assert sql(server_db, "SELECT count(*) FROM keys WHERE name LIKE 'val%'") == [(0,)]
+        drawn = sql(server_db, "SELECT last_value FROM keys_id_seq")[0][0]
+        assert drawn > sql(server_db, "SELECT max(id) FROM keys")[0][0]
+    finally:
+        locker.rollback()
+        locker.close()
+    cb.close()
+    assert cb.pending == 0
+    store = Store(server_db)
+    epochs = store.epochs(cb.run_id)
+    second = epochs[epochs["phase_seq"] == 1]
+    for key, values in history.history.items():
+        assert list(second[key]) == values, key
+    assert len(store.batches(cb.run_id, "fit")) == 3 + 2 * 3  # 48 samples / 16 per epoch, every batch
+    assert len(store.batches(cb.run_id, "validation")) == 2
+    assert {"val_loss", "val_mean_absolute_error"} <= {n for (n,) in sql(server_db, "SELECT name FROM keys")}

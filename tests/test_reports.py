@@ -12,7 +12,7 @@ from conftest import BACKENDS, WeightCopies, bits, fresh_db, guide_data, guide_m
 from tracker import Store, TrackingCallback, UnknownRunError
 from tracker.callbacks import CustomLearningRateScheduler, EarlyStoppingAtMinLoss, lr_schedule
 from tracker.cli import main
-from tracker.export import export, read_csv
+from tracker.views.export import export, read_csv
 from tracker.reports import REPORTS, compare_runs, early_stopping_report, history_report, lr_report
 
 
@@ -118,7 +118,7 @@ def test_every_report_round_trips_through_csv(recorded, tmp_path, report):
 def test_the_runs_export_is_the_runs_csv_and_reads_back_exactly(recorded, tmp_path):
     """``export runs`` writes what ``runs --format csv`` prints: every overview and listing column, exact."""
     from tracker.store.overview import overview
-    from tracker.views import runs_exact
+    from tracker.views.tables import runs_exact
 
     path, truth = recorded
     out = tmp_path / "runs.csv"

@@ -44,7 +44,7 @@ def test_batch_curves_hold_every_float_of_store_batches_bit_for_bit(recorded, ph
     assert curves.phase_seq.tolist() == frame["phase_seq"].tolist()
     assert curves.batch.tolist() == frame["batch"].tolist() and curves.step.tolist() == frame["step"].tolist()
     assert curves.epoch.tolist() == frame["epoch"].fillna(-1).tolist()
-    keys = [c for c in frame.columns if c not in ("phase", "phase_seq", "epoch", "batch", "step", "elapsed")]
+    keys = [c for c in frame.columns if c not in ("phase", "phase_seq", "call", "epoch", "batch", "step", "elapsed")]
     assert sorted(curves.values) == sorted(keys)
     for key, (rows, values) in curves.values.items():
         assert values.dtype == np.float64 and list(rows) == sorted(rows)

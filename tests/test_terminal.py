@@ -21,9 +21,9 @@ from rich.cells import cell_len
 
 from tracker import Store, TrackingCallback
 from tracker.cli import main
-from tracker.cli_base import plural
-from tracker.export import read_csv
-from tracker.terminal import Duration, cell_text, format_duration, render_table
+from tracker.cli.base import plural
+from tracker.views.export import read_csv
+from tracker.views.terminal import Duration, cell_text, format_duration, render_table
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

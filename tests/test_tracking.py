@@ -164,7 +164,7 @@ def test_fit_evaluate_predict_with_one_callback_is_one_run_of_three_phases(db, d
 
     predict = store.batches(cb.run_id, phase="predict")
     assert list(predict["batch"]) == [0, 1, 2, 3]
-    assert list(predict.columns) == ["phase", "phase_seq", "epoch", "batch", "step", "elapsed"]  # never the outputs
+    assert list(predict.columns) == ["phase", "phase_seq", "call", "epoch", "batch", "step", "elapsed"]  # never the outputs
     assert tuple(phases[4][5:7]) == (4, 100)
     assert phases[4][7] == '{"outputs": [100, 1]}'
     assert outputs.shape == (100, 1)

@@ -123,7 +123,7 @@ def test_epochs_are_bit_exact_and_a_key_not_logged_is_absent(api, recorded, whic
     for e in epochs:
         assert e["phase"] == "fit"
         for key, value in e.items():
-            if key not in ("phase", "phase_seq", "epoch", "started_at", "ended_at", "redone"):
+            if key not in ("phase", "phase_seq", "call", "epoch", "started_at", "ended_at", "redone"):
                 got[(e["phase_seq"], e["epoch"], key)] = number(value)
     assert got.keys() == expected.keys()
     assert all(same(got[k], expected[k]) for k in expected)
@@ -320,3 +320,28 @@ def test_tracker_ui_refuses_an_older_schema_with_one_sentence(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "db upgrade" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_page_loads_its_scripts_and_styles_as_two_bundles_of_every_static_file(api):
+    """Two requests before the first rows, holding every script and style of tracker/ui/static in load order."""
+    import re
+
+    from tracker.ui.page import SCRIPTS, STATIC, STYLES
+
+    with urllib.request.urlopen(api + "/") as response:
+        html = response.read().decode()
+    links = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert [Path(link).suffix for link in links] == [".css", ".js"], links
+    for link, names in zip(links, (STYLES, SCRIPTS)):
+        with urllib.request.urlopen(api + link) as response:
+            text = response.read().decode()
+            assert "immutable" in response.headers["cache-control"]
+            assert response.headers["content-type"].startswith(("text/css", "text/javascript"))
+        at = [text.index((STATIC / name).read_text(encoding="utf-8")) for name in names]
+        assert at == sorted(at)  # every file, whole, in load order
+        assert link.startswith("/static/bundle-") and hashlib.sha256(text.encode()).hexdigest()[:16] in link
+    for stale in ("/static/bundle-0000000000000000.js", "/static/bundle-x.css", "/static/bundle-.py"):
+        status, _, body = get(api + stale)
+        assert status == 404 and "Traceback" not in str(body)
+    with urllib.request.urlopen(api + "/static/core.js") as response:  # the files themselves are still served
+        assert response.status == 200

@@ -89,8 +89,11 @@ def test_runs_page_lists_every_run(page, site, recorded):
     base = page.locator(f'tr[data-run-id="{recorded.baseline}"]')
     expect(base.locator('td[data-key="stopped_epoch"]')).to_have_text(str(Store(recorded.path).early_stops(recorded.baseline)["stopped_epoch"][0]))
     expect(base.locator(".status")).to_have_text("finished")
-    page.fill("#filter", "odd")
+    page.fill("#filter", 'name ~ "odd*"')  # the filter language (tracker.store.where)
     expect(rows).to_have_count(1)
+    page.fill("#filter", "odd")
+    expect(page.locator("#filter-error")).to_contain_text("Cannot read the filter at character 1")
+    expect(rows).to_have_count(1)  # the last good answer stays
     assert page.errors == []
 
 
@@ -141,13 +144,10 @@ def test_compare_overlays_two_runs_each_in_one_colour_shared_by_its_lr_line(page
     store = Store(recorded.path)
     n_base, n_odd = len(store.epochs(recorded.baseline)), len(store.epochs(recorded.odd))
     assert got == {"baseline · loss": n_base, "baseline · val_loss": n_base, "odd-values · loss": n_odd, "odd-values · val_loss": n_odd}
-    colours = page.evaluate("""() => {
-        const swatch = (label) => [...document.querySelectorAll('.u-legend .u-series')]
-            .filter((s) => s.textContent.includes(label)).map((s) => getComputedStyle(s.querySelector('.u-marker')).borderColor);
-        return {base: swatch('baseline · loss'), baseLr: swatch('baseline · LR'), odd: swatch('odd-values · loss')};
-    }""")
-    assert colours["base"][0] == colours["baseLr"][0] != colours["odd"][0]
-    expect(page.locator("#compare-table")).to_contain_text("param:lr")
+    loss = json.loads(chart.get_attribute("data-colors"))
+    lr = json.loads(page.locator('#lr-panel .chart').get_attribute("data-colors"))
+    assert loss["baseline · loss"] == lr["baseline · LR"] != loss["odd-values · loss"]
+    expect(page.locator('#compare-table tr[data-field="param:lr"] th')).to_have_text("param lr")
     assert page.errors == []
 
 

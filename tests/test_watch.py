@@ -9,6 +9,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -16,9 +17,11 @@ import termios
 import time
 from pathlib import Path
 
+import keras
 import pytest
+from conftest import guide_data, guide_model
 
-from tracker import Store
+from tracker import Store, TrackingCallback
 
 HERE = Path(__file__).resolve().parent
 TRACKER = Path(sys.executable).parent / "tracker"
@@ -136,3 +139,73 @@ def test_watch_of_an_unknown_run_is_one_sentence(tmp_path):
     done = CliRunner().invoke(main, ["--db", db, "watch", "no-such-run"])
     assert done.exit_code == 1 and "No run matches 'no-such-run'" in done.output
     assert len(done.output.strip().splitlines()) == 1
+
+
+class Raise(keras.callbacks.Callback):
+    """Raises ``error`` at the end of epoch 1 (a failing fit, or Ctrl-C during one)."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise self.error
+
+
+def ended_run(db, status):
+    """A real run that ended ``status``: a fit that raised, one interrupted, or a SIGKILLed process."""
+    if status == "crashed":
+        proc = subprocess.Popen([sys.executable, str(HERE / "scripts" / "train_forever.py"), db, "killed"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        def an_epoch_or_the_end():
+            if proc.poll() is not None:
+                return True
+            rid = run_started_named(db, "killed")
+            return rid is not None and len(Store(db).epochs(rid)) > 0
+
+        try:
+            wait_for(an_epoch_or_the_end, 120, "an epoch of the job")
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        return Store(db).resolve("killed")
+    x, y = guide_data(n=32)
+    cb = TrackingCallback(db, run_name=status)
+    error = RuntimeError("the loss exploded") if status == "failed" else KeyboardInterrupt()
+    with pytest.raises(type(error)):
+        guide_model().fit(x, y, batch_size=16, epochs=4, callbacks=[cb, Raise(error)], verbose=0)
+    return cb.run_id
+
+
+def run_started_named(db, name):
+    try:
+        return Store(db).resolve(name)
+    except Exception:  # the file, the schema or the run does not exist yet
+        return None
+
+
+@pytest.mark.parametrize("status", ["failed", "interrupted", "crashed"])
+def test_watch_exits_with_status_1_when_the_run_did_not_finish(db, status):
+    from click.testing import CliRunner
+
+    from tracker.cli import main
+
+    rid = ended_run(db, status)
+    assert Store(db).run(rid)["run"]["status"] == status
+    done = CliRunner().invoke(main, ["--db", db, "watch", rid, "--interval", "0.1"])
+    assert done.exit_code == 1, done.output
+    assert f"· {status}" in done.output
+
+
+def test_watch_exits_with_status_0_when_the_run_finished(db):
+    from click.testing import CliRunner
+
+    from tracker.cli import main
+
+    x, y = guide_data(n=32)
+    cb = TrackingCallback(db, run_name="fine")
+    guide_model().fit(x, y, batch_size=16, epochs=2, callbacks=[cb], verbose=0)
+    done = CliRunner().invoke(main, ["--db", db, "watch", "fine", "--interval", "0.1"])
+    assert done.exit_code == 0 and "· finished" in done.output, done.output

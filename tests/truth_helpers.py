@@ -83,9 +83,9 @@ def _cell(row: Any, column: str) -> Any:
 #: Store column holding the phase's sequence number within the run (to become ``phase_seq``).
 PHASE_SEQ = "phase_seq"
 #: Columns of ``Store.epochs(tidy=True)`` that are not logged values.
-_EPOCH_META = {"run_id", "phase", "phase_seq", "epoch", "started_at", "ended_at", "redone", "superseded"}
+_EPOCH_META = {"run_id", "phase", "phase_seq", "call", "epoch", "started_at", "ended_at", "redone", "superseded"}
 #: Columns of ``Store.batches()`` (wide) that are not logged values.
-_BATCH_META = {"run_id", "phase", "phase_seq", "phase_kind", "kind", "epoch", "batch", "step", "elapsed", "seq"}
+_BATCH_META = {"run_id", "phase", "phase_seq", "call", "phase_kind", "kind", "epoch", "batch", "step", "elapsed", "seq"}
 
 
 @dataclass(slots=True)
@@ -254,6 +254,15 @@ def batches(db: str, run: str, kind: str = "train") -> list[BatchRow]:
             )
         )
     return out
+
+
+def batch_elapsed(db: str, run: str, kind: str = "train") -> dict[tuple[int | None, int], float]:
+    """``(epoch, batch)`` → the stored ``elapsed`` (seconds) of the recorded batches of one kind."""
+    frame = store(db).batches(run, _BATCH_KINDS[kind])
+    return {
+        (None if _cell(r, "epoch") is None else int(r["epoch"]), int(r["batch"])): float(r["elapsed"])
+        for _, r in frame.iterrows()
+    }
 
 
 def batch_keys(db: str, run: str, kind: str = "train") -> set[str]:

@@ -7,10 +7,14 @@ __all__ = [
     "DatabaseError",
     "NotADatabaseError",
     "DatabaseNotFoundError",
+    "UnsupportedDatabaseError",
     "SchemaOutdatedError",
     "SchemaTooNewError",
     "InvalidArgumentError",
     "UnknownRunError",
+    "ModelFileError",
+    "DeletedRunError",
+    "EditRefusedError",
     "TrackingWriteError",
     "TrackingWarning",
 ]
@@ -32,6 +36,10 @@ class DatabaseNotFoundError(DatabaseError):
     """A read was asked of a database file that does not exist."""
 
 
+class UnsupportedDatabaseError(DatabaseError, ValueError):
+    """The path or URL names no database the tracker can use: empty, malformed, not SQLite or PostgreSQL, or its driver is missing."""
+
+
 class SchemaOutdatedError(DatabaseError):
     """The database has an older schema; reading it needs ``tracker db upgrade`` first."""
 
@@ -46,6 +54,26 @@ class InvalidArgumentError(TrackerError, ValueError):
 
 class UnknownRunError(TrackerError, LookupError):
     """No run matches the given reference."""
+
+
+class DeletedRunError(UnknownRunError):
+    """The run is in the trash (``tracker delete``); the message says how to undelete it."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class EditRefusedError(TrackerError):
+    """An edit of runs was refused: a run is still training, or the database role may not change it."""
+
+
+class UnknownExperimentError(InvalidArgumentError, LookupError):
+    """No experiment has the given name (the message names close ones)."""
+
+
+class ModelFileError(TrackerError, ValueError):
+    """A model file given to ``tracker which`` is missing, not a Keras model or weights file, or corrupt."""
 
 
 class TrackingWriteError(TrackerError):

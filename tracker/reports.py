@@ -17,6 +17,7 @@ import pandas as pd
 from tracker.db.base import table_of
 from tracker.store.base import float_column
 from tracker.store.filters import maximised
+from tracker.store.names import asked_key, shown_key
 from tracker.store.series import META_COLUMNS
 
 __all__ = ["compare_runs", "early_stopping_report", "history_report", "lr_report", "REPORTS", "run_labels"]
@@ -54,20 +55,22 @@ def run_labels(store: Any, run_ids: Sequence[str]) -> dict[str, str]:
 def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     """Compare runs side by side: one row per run.
 
-    Columns: ``run_id``, ``name``, ``status``, ``started_at`` (ISO, UTC),
-    ``duration_s``, ``epochs`` (epochs finished), ``stopped_epoch`` and
-    ``restored_epoch`` (empty if none), ``lr_start`` and ``lr_end`` (the
-    main optimizer's rate at fit start and in the last epoch),
-    ``resumed_at_epoch`` (the backup point of the last resume, if the job
-    was preempted and resumed), then
-    ``param:NAME`` for each parameter whose value differs between the runs,
-    then for each numeric epoch key ``best:KEY``, ``best_epoch:KEY``,
-    ``final:KEY`` and ``final_epoch:KEY`` (best is min or max by the key's
-    direction, as in ``Store.runs(sort=...)``), then ``eval:KEY`` for each
-    key of the results of a run's last ``evaluate`` call (missing for a run
-    that did not evaluate).
-
     A handful of queries with ``run_id IN (...)``, whatever the number of runs.
+
+    Args:
+        store: The ``tracker.Store`` to read.
+        runs: Run references (id, unique id prefix, name or ``latest``).
+
+    Returns:
+        One row per run. Columns: ``run_id``, ``name``, ``status``, ``started_at`` (ISO, UTC),
+        ``duration_s``, ``epochs`` (epochs finished), ``stopped_epoch`` and ``restored_epoch``
+        (empty if none), ``lr_start`` and ``lr_end`` (the main optimizer's rate at fit start and in
+        the last epoch), ``resumed_at_epoch`` (the backup point of the last resume, if the job was
+        preempted and resumed), then ``param:NAME`` for each parameter whose value differs between
+        the runs, then for each numeric epoch key ``best:KEY``, ``best_epoch:KEY``, ``final:KEY``
+        and ``final_epoch:KEY`` (best is min or max by the key's direction, as in
+        ``Store.runs(sort=...)``), then ``eval:KEY`` for each key of the results of a run's last
+        ``evaluate`` call (missing for a run that did not evaluate).
 
     Raises:
         UnknownRunError: a reference names no run.
@@ -160,13 +163,14 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
             row[f"param:{key}"] = _scalar(params[rid].get(key))
         for m in metrics[rid]:
             high = maximised(m["key"])
-            metric_keys.add(m["key"])
+            key = shown_key(m["key"])
+            metric_keys.add(key)
             best = m["best_max"] if high else m["best_min"]
             # A summary row exists only for a key logged as a number: NULL means NaN.
-            row[f"best:{m['key']}"] = best if best is not None else float("nan")
-            row[f"best_epoch:{m['key']}"] = m["best_max_epoch"] if high else m["best_min_epoch"]
-            row[f"final:{m['key']}"] = m["final"] if m["final"] is not None else float("nan")
-            row[f"final_epoch:{m['key']}"] = m["final_epoch"]
+            row[f"best:{key}"] = best if best is not None else float("nan")
+            row[f"best_epoch:{key}"] = m["best_max_epoch"] if high else m["best_min_epoch"]
+            row[f"final:{key}"] = m["final"] if m["final"] is not None else float("nan")
+            row[f"final_epoch:{key}"] = m["final_epoch"]
         for key, value in evaluations.get(rid, {}).items():
             row[f"eval:{key}"] = value
         rows.append(row)
@@ -191,7 +195,7 @@ def compare_runs(store: Any, runs: Sequence[str]) -> pd.DataFrame:
 
 def _last_evaluations(store: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The results of each run's last ``evaluate`` call, by run id and key (one query)."""
-    from tracker.formatting import frame_rows
+    from tracker.store.rows import frame_rows
     from tracker.store.series import META_COLUMNS, evaluations_frame
 
     columns, rows = frame_rows(evaluations_frame(store.engine, list(run_ids)))
@@ -205,15 +209,21 @@ def _last_evaluations(store: Any, run_ids: Sequence[str]) -> dict[str, dict[str,
 def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.DataFrame:
     """Where weights were restored: one row per stopper (or restore) per fit.
 
-    Columns: ``run_id``, ``name``, ``phase`` (``fit``), ``phase_seq``, ``stopper`` (empty when a
-    restore had no stopper), ``stopped`` (did it stop training early),
-    ``monitor``, ``best_epoch``, ``best``, ``stopped_epoch``,
-    ``last_epoch``, ``restored_epoch`` (whose weights the model ended with,
-    from weight fingerprints; empty if no restore), ``restored_by``,
-    ``hook`` (the restore's), ``value_at_last`` and ``value_at_restored`` (the
-    monitored value at those epochs) and ``recovered`` (how much better the
-    monitored value is at the restored epoch than at the last one, positive
-    when the restore helped; for a maximised metric the sign is flipped).
+    Args:
+        store: The ``tracker.Store`` to read.
+        runs: Run references (id, unique id prefix, name or ``latest``).
+            Default ``None``: every run.
+
+    Returns:
+        One row per stopper (or restore) per fit. Columns: ``run_id``, ``name``, ``phase``
+        (``fit``), ``phase_seq``, ``call`` (the fit's number among the run's fits, see
+        ``tracker.store.runs.call_numbers``), ``stopper`` (empty when a restore had no stopper),
+        ``stopped`` (did it stop training early), ``monitor``, ``best_epoch``, ``best``,
+        ``stopped_epoch``, ``last_epoch``, ``restored_epoch`` (whose weights the model ended with,
+        from weight fingerprints; empty if no restore), ``restored_by``, ``hook`` (the restore's),
+        ``value_at_last`` and ``value_at_restored`` (the monitored value at those epochs) and
+        ``recovered`` (how much better the monitored value is at the restored epoch than at the last
+        one, positive when the restore helped; for a maximised metric the sign is flipped).
     """
     run_ids = _resolve_all(store, runs)
     labels = store.runs().set_index("run_id")["name"]
@@ -228,15 +238,17 @@ def early_stopping_report(store: Any, runs: Sequence[str] | None = None) -> pd.D
         r = match.iloc[-1] if len(match) else None
         if r is not None:
             used_restores.add(int(match.index[-1]))
-        rows.append(_early_row(labels, s.run_id, s.phase_seq, s, r))
+        rows.append(_early_row(labels, s.run_id, s.phase_seq, s, r) | {"call": s.call})
     for index, r in restores.iterrows():
         if index not in used_restores:
-            rows.append(_early_row(labels, r["run_id"], r["phase_seq"], None, r))
+            rows.append(_early_row(labels, r["run_id"], r["phase_seq"], None, r) | {"call": r["call"]})
     columns = [
-        "run_id", "name", "phase", "phase_seq", "stopper", "stopped", "monitor", "best_epoch", "best", "stopped_epoch",
+        "run_id", "name", "phase", "phase_seq", "call", "stopper", "stopped", "monitor", "best_epoch", "best",
+        "stopped_epoch",
         "last_epoch", "restored_epoch", "restored_by", "hook", "value_at_last", "value_at_restored", "recovered",
     ]
-    return _frame(rows, columns, ints=("phase_seq", "best_epoch", "stopped_epoch", "last_epoch", "restored_epoch"),
+    return _frame(rows, columns, ints=("phase_seq", "call", "best_epoch", "stopped_epoch", "last_epoch",
+                                       "restored_epoch"),
                   floats=("best", "value_at_last", "value_at_restored", "recovered"))
 
 
@@ -292,10 +304,17 @@ def _early_row(labels: pd.Series, run_id: str, phase_seq: Any, stop: Any, restor
 def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Epochs of several runs side by side, aligned by Keras' epoch index.
 
-    Columns: ``epoch``, then ``LABEL:KEY`` for each run and numeric epoch
-    key (``metrics``, default all), where LABEL is the run name (or
-    ``name#id8`` when names repeat). A run with several fits keeps the later
-    fit's value for a repeated epoch index.
+    Args:
+        store: The ``tracker.Store`` to read.
+        runs: Run references (id, unique id prefix, name or ``latest``).
+        metrics: Epoch keys to include. Default ``None``: every numeric
+            epoch key.
+
+    Returns:
+        One row per epoch index. Columns: ``epoch``, then ``LABEL:KEY`` for each run and numeric
+        epoch key (``metrics``, default all), where LABEL is the run name (or ``name#id8`` when
+        names repeat). A run with several fits keeps the later fit's value for a repeated epoch
+        index.
 
     Raises:
         UnknownRunError: a reference names no run.
@@ -306,7 +325,7 @@ def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | 
     for rid in run_ids:
         epochs = store.epochs(rid).drop_duplicates(subset="epoch", keep="last").set_index("epoch")
         keys = [k for k in epochs.columns if k not in META_COLUMNS]
-        for key in metrics or keys:
+        for key in [asked_key(k) for k in metrics] if metrics else keys:
             if key in epochs and pd.api.types.is_float_dtype(epochs[key]):
                 columns[f"{labels[rid]}:{key}"] = epochs[key].astype("Float64")
     if not columns:
@@ -319,10 +338,15 @@ def history_report(store: Any, runs: Sequence[str], *, metrics: Sequence[str] | 
 def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
     """The learning rate of every epoch, and where it changed and why.
 
-    Columns: ``run_id``, ``name``, ``phase`` (``fit``), ``phase_seq``, ``optimizer``, ``epoch``,
-    ``step`` (the epoch's first step), ``lr``, ``changed`` (a change took
-    effect at this epoch), ``old_lr``, ``source`` and ``hook`` (of that
-    change; empty otherwise).
+    Args:
+        store: The ``tracker.Store`` to read.
+        runs: Run references (id, unique id prefix, name or ``latest``).
+
+    Returns:
+        One row per epoch of each fit. Columns: ``run_id``, ``name``, ``phase`` (``fit``),
+        ``phase_seq``, ``call``, ``optimizer``, ``epoch``, ``step`` (the epoch's first step),
+        ``lr``, ``changed`` (a change took effect at this epoch), ``old_lr``, ``source`` and
+        ``hook`` (of that change; empty otherwise).
 
     Raises:
         UnknownRunError: a reference names no run.
@@ -342,6 +366,7 @@ def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
                     "name": labels.get(rid),
                     "phase": "fit",
                     "phase_seq": s.phase_seq,
+                    "call": s.call,
                     "optimizer": s.optimizer,
                     "epoch": s.epoch,
                     "step": s.step,
@@ -352,8 +377,10 @@ def lr_report(store: Any, runs: Sequence[str]) -> pd.DataFrame:
                     "hook": c["hook"] if c is not None else None,
                 }
             )
-    columns = ["run_id", "name", "phase", "phase_seq", "optimizer", "epoch", "step", "lr", "changed", "old_lr", "source", "hook"]
-    return _frame(rows, columns, ints=("phase_seq", "epoch", "step"), floats=("lr", "old_lr"), bools=("changed",))
+    columns = ["run_id", "name", "phase", "phase_seq", "call", "optimizer", "epoch", "step", "lr", "changed", "old_lr",
+               "source", "hook"]
+    return _frame(rows, columns, ints=("phase_seq", "call", "epoch", "step"), floats=("lr", "old_lr"),
+                  bools=("changed",))
 
 
 #: Reports by the name the CLI's ``export`` uses. Each takes (store, runs or None).

@@ -9,6 +9,9 @@ NumPy 2 (no ``np.Inf``, no ``optimizer.lr``, no ``keras.backend.set_value``):
   restores the best weights.
 * `CustomLearningRateScheduler`: sets the learning rate at each epoch from a
   ``schedule(epoch, lr)`` function such as `lr_schedule`.
+
+``tracker.callbacks.demo`` trains the guide's model with them on scikit-learn's
+digits (``tracker demo``); it is not imported here.
 """
 
 from tracker.callbacks.custom import CustomCallback

@@ -18,16 +18,15 @@ class CustomCallback(keras.callbacks.Callback):
     Takes no arguments.
 
     Example:
-
-    ```python
-    model.fit(x, y, epochs=2, validation_split=0.5, verbose=0,
-              callbacks=[CustomCallback()])
-    # Starting training; got log keys: []
-    # Start epoch 0 of training; got log keys: []
-    # ...Training: start of batch 0; got log keys: []
-    # ...Training: end of batch 0; got log keys: ['loss', ...]
-    # ...
-    ```
+        ```python
+        model.fit(x, y, epochs=2, validation_split=0.5, verbose=0,
+                  callbacks=[CustomCallback()])
+        # Starting training; got log keys: []
+        # Start epoch 0 of training; got log keys: []
+        # ...Training: start of batch 0; got log keys: []
+        # ...Training: end of batch 0; got log keys: ['loss', ...]
+        # ...
+        ```
     """
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

@@ -33,13 +33,12 @@ class EarlyStoppingAtMinLoss(keras.callbacks.Callback):
             Must be a non-negative integer. Defaults to `0`.
 
     Example:
-
-    ```python
-    model.fit(x, y, epochs=30, verbose=0,
-              callbacks=[EarlyStoppingAtMinLoss(patience=2)])
-    # Restoring model weights from the end of the best epoch.
-    # Epoch 00012: early stopping
-    ```
+        ```python
+        model.fit(x, y, epochs=30, verbose=0,
+                  callbacks=[EarlyStoppingAtMinLoss(patience=2)])
+        # Restoring model weights from the end of the best epoch.
+        # Epoch 00012: early stopping
+        ```
     """
 
     monitor: str = "loss"

@@ -27,17 +27,16 @@ class CustomLearningRateScheduler(keras.callbacks.Callback):
             default.
 
     Example:
-
-    ```python
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.1),
-                  loss="mean_squared_error")
-    model.fit(x, y, epochs=15, verbose=0,
-              callbacks=[CustomLearningRateScheduler(lr_schedule)])
-    #
-    # Epoch 00000: Learning rate is 0.1000.
-    # ...
-    # Epoch 00003: Learning rate is 0.0500.
-    ```
+        ```python
+        model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.1),
+                      loss="mean_squared_error")
+        model.fit(x, y, epochs=15, verbose=0,
+                  callbacks=[CustomLearningRateScheduler(lr_schedule)])
+        #
+        # Epoch 00000: Learning rate is 0.1000.
+        # ...
+        # Epoch 00003: Learning rate is 0.0500.
+        ```
     """
 
     def __init__(self, schedule: Callable[[int, float], float]) -> None:
@@ -93,12 +92,14 @@ def lr_schedule(epoch: int, lr: float) -> float:
         epoch: Epoch index, counted from 0.
         lr: The current learning rate, returned when `epoch` is not a key.
 
-    Example:
+    Returns:
+        The learning rate to train epoch `epoch` with.
 
-    >>> lr_schedule(3, 0.1)
-    0.05
-    >>> lr_schedule(4, 0.05)
-    0.05
+    Example:
+        >>> lr_schedule(3, 0.1)
+        0.05
+        >>> lr_schedule(4, 0.05)
+        0.05
     """
     if epoch < LR_SCHEDULE[0][0] or epoch > LR_SCHEDULE[-1][0]:
         return lr

@@ -19,19 +19,18 @@ class LossAndErrorPrintingCallback(keras.callbacks.Callback):
     Takes no arguments.
 
     Example:
-
-    ```python
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=0.1),
-        loss="mean_squared_error",
-        metrics=["mean_absolute_error"],
-    )
-    model.fit(x, y, batch_size=128, epochs=2, verbose=0,
-              callbacks=[LossAndErrorPrintingCallback()])
-    # Up to batch 0, the average loss is   29.25.
-    # ...
-    # The average loss for epoch 0 is   16.84 and mean absolute error is ...
-    ```
+        ```python
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(learning_rate=0.1),
+            loss="mean_squared_error",
+            metrics=["mean_absolute_error"],
+        )
+        model.fit(x, y, batch_size=128, epochs=2, verbose=0,
+                  callbacks=[LossAndErrorPrintingCallback()])
+        # Up to batch 0, the average loss is   29.25.
+        # ...
+        # The average loss for epoch 0 is   16.84 and mean absolute error is ...
+        ```
     """
 
     def on_train_batch_end(

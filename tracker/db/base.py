@@ -31,14 +31,16 @@ class Base(DeclarativeBase):
 
 
 
-def enum_column(cls: type[enum.Enum], name: str) -> Enum:
+def enum_column(cls: type[enum.Enum], name: str, *, constraint: bool = True) -> Enum:
     # Stored as short strings with a CHECK constraint rather than a native
-    # enum type, so PostgreSQL and SQLite migrate it the same way.
+    # enum type, so PostgreSQL and SQLite migrate it the same way. A column
+    # added to an existing table goes without the constraint (constraint=False):
+    # on SQLite adding one would rebuild the table.
     return Enum(
         cls,
         name=name,
         native_enum=False,
-        create_constraint=True,
+        create_constraint=constraint,
         length=16,
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,

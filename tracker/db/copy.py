@@ -4,13 +4,15 @@ From a laptop's SQLite file to the team's PostgreSQL server, or back for
 offline analysis (``tracker db copy``). The destination is migrated first.
 Values are copied as stored, so they stay bit-exact (NaN payloads, -0.0,
 integers beyond float64, packed batch values). Row ids are the destination's
-own: phases, epochs, keys and key sets are mapped on the way.
+own: phases, epochs, keys, key sets and experiments (by name) are mapped on the way.
 
 Copying is idempotent: a run the destination already holds as the source
 holds it is skipped; one it holds only in part (copied while it was still
 running, or interrupted) is replaced by a full copy in one transaction. A run
 whose destination copy has more than the source (it was continued there) is
-left alone and reported.
+left alone and reported. ``runs.created_by`` is copied as stored, except by
+a PostgreSQL role under row-level security (a writer): its copies belong to
+it, like the runs it records.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from tracker.db.base import table_of
+from tracker.db.engine import checkpoint_wal
 from tracker.db.keys import KeyCache
+from tracker.db.roles import confined_to_own_runs
 from tracker.db.tables import (
     Batch,
     BatchExtra,
     Epoch,
     EpochValue,
+    Experiment,
     Key,
     KeySet,
     LRChange,
@@ -39,14 +45,21 @@ from tracker.db.tables import (
     Run,
     RunMetric,
     StopDecision,
+    StopperState,
     Tag,
+    Trial,
 )
+from tracker.db.checkpoint_tables import Checkpoint, EpochPart, FitStart, WeightLayout
+from tracker.db.sweep_writes import experiment_id
+from tracker.db.system_tables import SystemSample
+from tracker.errors import DatabaseError
 
 __all__ = ["CopyReport", "copy_runs"]
 
 _CHUNK = 5000
 _RUNS, _PHASES, _EPOCHS, _BATCHES = table_of(Run), table_of(Phase), table_of(Epoch), table_of(Batch)
-_DECISIONS = [table_of(t) for t in (LRChange, LRSeries, StopDecision, Restore)]
+_DECISIONS = [table_of(t) for t in (LRChange, LRSeries, StopDecision, StopperState, Restore, Checkpoint, FitStart)]
+_EXPERIMENTS = table_of(Experiment)
 
 
 @dataclass
@@ -88,6 +101,7 @@ def copy_runs(
     run_ids: Sequence[str],
     *,
     progress: Callable[[str, int], None] | None = None,
+    report: CopyReport | None = None,
 ) -> CopyReport:
     """Copy the runs ``run_ids`` from ``source`` to ``destination`` (see the module docstring).
 
@@ -96,8 +110,18 @@ def copy_runs(
         destination: The database to write, already at the head revision.
         run_ids: The runs to copy (ids as in the source).
         progress: Called with ``(run_id, rows copied so far)`` as the copy goes.
+        report: The report to fill in as each run's copy commits. Default: a
+            new one. Pass one to know what was done when the copy is
+            interrupted (Ctrl-C): each run is copied in one transaction, so
+            the runs it lists are whole, and copying again resumes.
+
+    Returns:
+        ``report``.
+
+    Ends with a checkpoint (``checkpoint_wal``): an SQLite destination file
+    alone then holds every run copied.
     """
-    report = CopyReport()
+    report = CopyReport() if report is None else report
     keys = KeyCache()
     with source.connect() as src:
         src_keys: dict[int, str] = {
@@ -122,15 +146,37 @@ def copy_runs(
                         report.kept.append(run_id)
                         continue
                     if have is not None:
-                        dst.execute(delete(_RUNS).where(_RUNS.c.id == run_id))
+                        _delete_partial(dst, run_id)
                     try:
-                        report.rows += _copy_run(src, dst, keys, run_id, src_keys, src_keysets, progress)
+                        report.rows += _copy_run(src, dst, keys, run_id, src_keys, src_keysets, progress,
+                                                 keep_owner=not confined_to_own_runs(dst))
                     except BaseException:
                         keys.rollback()
                         raise
                 keys.commit()
             (report.replaced if have is not None else report.copied).append(run_id)
+    checkpoint_wal(destination)  # an SQLite destination file alone then holds the copy
     return report
+
+
+def _delete_partial(dst: Connection, run_id: str) -> None:
+    """Delete the destination's partial copy of a run, or say in one sentence who may.
+
+    Raises:
+        DatabaseError: the role may not delete it (on a server, only the owner
+            deletes runs; see ``tracker db grant``).
+    """
+    try:
+        deleted = dst.execute(delete(_RUNS).where(_RUNS.c.id == run_id)).rowcount
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42501":
+            raise
+        deleted = 0
+    if not deleted:
+        raise DatabaseError(
+            f"Cannot complete run {run_id[:8]} at the destination: completing it replaces its partial copy, "
+            "which this database role may not delete; run the copy as the database's owner."
+        )
 
 
 def _insert(dst: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
@@ -148,11 +194,17 @@ def _copy_run(
     src_keys: dict[int, str],
     src_keysets: dict[int, tuple[str, ...]],
     progress: Callable[[str, int], None] | None,
+    *,
+    keep_owner: bool,
 ) -> int:
     rows = 0
     run = src.execute(select(_RUNS).where(_RUNS.c.id == run_id)).one()
-    rows += _insert(dst, _RUNS, [_without(run)])
-    for model in (Param, Tag):
+    values = _without(run) if keep_owner else _without(run, "created_by")
+    if run.experiment_id is not None:  # the destination's experiment of that name (created if missing)
+        experiment = src.execute(select(_EXPERIMENTS).where(_EXPERIMENTS.c.id == run.experiment_id)).one()
+        values["experiment_id"] = experiment_id(dst, **_without(experiment, "id"))
+    rows += _insert(dst, _RUNS, [values])
+    for model in (Param, Tag, Trial):
         table = table_of(model)
         rows += _insert(dst, table, (_without(r) for r in src.execute(select(table).where(table.c.run_id == run_id))))
     phase_map: dict[int, int] = {}
@@ -204,6 +256,11 @@ def _copy_run(
     for table in _DECISIONS:
         source_rows = src.execute(select(table).where(table.c.phase_id.in_(old_phases))).all() if old_phases else []
         rows += _insert(dst, table, ({**_without(r, "id"), "phase_id": phase_map[r.phase_id]} for r in source_rows))
+    parts = table_of(EpochPart)
+    source_parts = src.execute(select(parts).where(parts.c.epoch_id.in_(list(epoch_map)))).all() if epoch_map else []
+    rows += _insert(dst, parts, ({**_without(r, "id"), "epoch_id": epoch_map[r.epoch_id]} for r in source_parts))
+    for owned in (table_of(WeightLayout), table_of(SystemSample)):  # rows of the run with ids of their own
+        rows += _insert(dst, owned, (_without(r, "id") for r in src.execute(select(owned).where(owned.c.run_id == run_id))))
     metrics = table_of(RunMetric)
     rows += _insert(dst, metrics, (
         {**_without(r), "key_id": ids[src_keys[r.key_id]]}

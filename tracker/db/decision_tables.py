@@ -20,7 +20,9 @@ class LRChange(Base):
     """One change of an optimizer's learning rate, observed when it was made.
 
     ``epoch`` and ``step`` are the first epoch and the first global optimizer
-    step that train with ``new_lr``. ``source`` is the class name of the
+    step that train with ``new_lr`` (a step is the optimizer's step counter,
+    which its schedule is evaluated at: one per batch trained, also under
+    gradient accumulation). ``source`` is the class name of the
     callback that assigned it, ``user code`` when no callback was on the call
     stack, or ``unknown`` when the change was only noticed afterwards (for
     example a direct ``variable.assign``). ``hook`` is the callback method.
@@ -60,6 +62,12 @@ class StopDecision(Base):
     ``stopped`` is false for a stopper that ran to the end without stopping;
     its state at train end is recorded then. The reasoning columns are read
     from the stopper's attributes where it has them.
+
+    A tuning tool's stop (a pruned trial: ``optuna.TrialPruned``) names the
+    tool's pruner as ``stopper`` and has ``step`` and ``value``: the step and
+    the value last reported to the tool, which it judged (``value`` as a
+    float64, ``bits`` its IEEE-754 pattern where the float column cannot
+    carry it: NaN, -0.0). Other stops leave them NULL.
     """
 
     __tablename__ = "stop_decisions"
@@ -81,6 +89,9 @@ class StopDecision(Base):
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     wait: Mapped[int | None] = mapped_column(Integer)
     stopped_epoch: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Double)
+    bits: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Restore(Base):

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tracker.db.base import table_of
 from tracker.db.tables import Key, KeySet
+from tracker.db.types import valid_text
 
 __all__ = ["KeyCache"]
 
@@ -58,9 +59,14 @@ class KeyCache:
             conn.execute(_insert_ignore(conn.dialect.name, "keys"), [{"name": n} for n in missing])
             for i in range(0, len(missing), 500):
                 chunk = missing[i : i + 500]
+                # A name is stored as valid text (lone surrogates escaped): map it back to the names given.
+                given: dict[str, list[str]] = {}
+                for name in chunk:
+                    given.setdefault(valid_text(name), []).append(name)
                 found: Any = conn.execute(select(_KEYS.c.id, _KEYS.c.name).where(_KEYS.c.name.in_(chunk)))
-                for key_id, name in found:
-                    self.keys[name] = key_id
+                for key_id, stored in found:
+                    for name in given.get(stored, ()):
+                        self.keys[name] = key_id
             self._new_keys.extend(missing)
         return self.keys
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from tracker.db.engine import (
     check_not_foreign,
+    checkpoint_wal,
     check_readable,
     describe,
     get_engine,
@@ -46,6 +49,8 @@ __all__ = [
     "current_revision",
     "open_database",
     "open_for_reading",
+    "read_revision",
+    "check_schema",
     "upgrade",
 ]
 
@@ -54,7 +59,7 @@ VERSION_TABLE = "tracker_schema_version"
 # The newest revision in migrations/versions. Opening a database already at
 # this revision needs no Alembic import (it costs ~0.3 s of CLI start-up);
 # tests/test_migrations.py checks it against Alembic's head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0012"
 
 
 @lru_cache(maxsize=1)
@@ -170,7 +175,7 @@ def upgrade(engine: Engine, url: str) -> str:
         _check_known(revision, url)
         if revision == head:
             return head
-    with _upgrade_lock(url), engine.connect() as conn:
+    with _upgrade_lock(url), engine.connect() as conn, foreign_keys_off(conn):
         conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             if conn.dialect.name == "postgresql":
@@ -184,6 +189,8 @@ def upgrade(engine: Engine, url: str) -> str:
                 from alembic import command
 
                 command.upgrade(alembic_config(conn), "head")
+                check_foreign_keys(conn)
+    checkpoint_wal(engine)  # the file alone holds the new schema (SQLite)
     return head
 
 
@@ -204,6 +211,36 @@ def _friendly(exc: Exception, url: str) -> DatabaseError:
         return DatabaseError(f"Cannot use {where}: another process holds it locked; try again.")
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return DatabaseError(f"Cannot use {where}: {text}.")
+
+
+@contextmanager
+def foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """On SQLite, run the block with foreign keys off (``conn`` must not be in a transaction yet).
+
+    A revision that rebuilds a table (SQLite cannot alter a constraint)
+    drops the old table, and with foreign keys on, dropping it would delete
+    every row that refers to it (``ON DELETE CASCADE``). SQLite's own recipe
+    for such changes turns them off first, outside any transaction, and
+    checks them after (``check_foreign_keys``). Elsewhere it does nothing.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
+
+
+def check_foreign_keys(conn: Connection) -> None:
+    """On SQLite, raise DatabaseError if a row refers to one that does not exist (before committing)."""
+    if conn.dialect.name == "sqlite":
+        broken = conn.execute(text("PRAGMA foreign_key_check")).all()
+        if broken:
+            raise DatabaseError(f"Upgrading left {len(broken)} rows referring to missing rows; nothing was changed.")
 
 
 def open_database(db: str, *, create: bool = True) -> tuple[Engine, str]:
@@ -279,9 +316,34 @@ def _has_version_table(conn: Connection) -> bool:
     return VERSION_TABLE in inspect(conn).get_table_names()
 
 
+def read_revision(engine: Engine, url: str) -> str | None:
+    """Return the revision a database is stamped with (None if unstamped), reading only.
+
+    Raises:
+        DatabaseError: it cannot be read (not SQLite, damaged, unreachable), in one sentence.
+    """
+    try:
+        with engine.connect() as conn:
+            return current_revision(conn)
+    except (OperationalError, SADatabaseError) as exc:
+        raise _friendly(exc, url) from None
+
+
 def check_schema(engine: Engine, url: str) -> list[str]:
     """Return what is wrong with a database (empty if nothing): integrity,
-    revision, and differences between its tables and the models."""
+    revision, and differences between its tables and the models.
+
+    Raises:
+        DatabaseError: it cannot be read at all (not SQLite, damaged, unreachable), in one sentence.
+        SchemaTooNewError: a newer tracker wrote it.
+    """
+    try:
+        return _check_schema(engine, url)
+    except (OperationalError, SADatabaseError) as exc:
+        raise _friendly(exc, url) from None
+
+
+def _check_schema(engine: Engine, url: str) -> list[str]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 

@@ -32,7 +32,7 @@ from sqlalchemy.sql.expression import false
 
 from tracker.db.base import Base, enum_column
 from tracker.db.types import JSONText, SafeString, SafeText
-from tracker.status import LRPoint, PhaseKind, Status
+from tracker.status import FinalWeights, LRPoint, PhaseKind, Status
 
 __all__ = [
     "Base",
@@ -56,6 +56,13 @@ __all__ = [
     "StopperState",
     "Restore",
     "RunMetric",
+    "Checkpoint",
+    "WeightLayout",
+    "FitStart",
+    "EpochPart",
+    "Experiment",
+    "Trial",
+    "SystemSample",
 ]
 
 class Run(Base):
@@ -63,12 +70,13 @@ class Run(Base):
 
     __tablename__ = "runs"
     # Covers the listing's columns, so `tracker runs --sort best:KEY` joins
-    # run_metrics to this index and never reads the wide rows (model_config).
+    # run_metrics to this index and never reads the wide rows (model_config);
+    # deleted_at too, which every listing filters on.
     __table_args__ = (
         Index(
             "ix_runs_listing",
             "id", "name", "status", "started_at", "ended_at", "model_name", "param_count",
-            "host", "pid", "phase_count", "epoch_count", "heartbeat_at",
+            "host", "pid", "phase_count", "epoch_count", "heartbeat_at", "experiment_id", "deleted_at",
         ),
     )
 
@@ -92,6 +100,17 @@ class Run(Base):
     # Written at flushes and by the background writer while a phase is open;
     # a stale heartbeat on another host means the process died.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # PostgreSQL: the role that created the run (server default CURRENT_USER,
+    # set by revision 0008); row-level security lets only that role and the
+    # tables' owner change the run. NULL on SQLite and for older runs.
+    created_by: Mapped[str | None] = mapped_column(String)
+    # The experiment the run belongs to, if any (revision 0009; see tracker.db.sweep_tables).
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    # Written only by a person's edits (tracker.db.edits), never by the
+    # recorder: a note (tracker note) and when the run was moved to the trash
+    # (tracker delete; NULL while in view). Revision 0010.
+    note: Mapped[str | None] = mapped_column(SafeText)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Param(Base):
@@ -146,6 +165,10 @@ class Phase(Base):
     # The first epoch index Keras passed: above 0 when BackupAndRestore
     # resumed a preempted fit (epochs before it were trained by earlier phases).
     initial_epoch: Mapped[int | None] = mapped_column(Integer)
+    # A finished fit: which weights it left in the model (trained, ema, other; see FinalWeights).
+    final_weights: Mapped[FinalWeights | None] = mapped_column(
+        enum_column(FinalWeights, "final_weights", constraint=False)
+    )
 
 
 class Key(Base):
@@ -177,7 +200,7 @@ class Epoch(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime] = mapped_column(DateTime)
-    fingerprint: Mapped[str | None] = mapped_column(String(32))
+    fingerprint: Mapped[str | None] = mapped_column(String(32), index=True)
     superseded: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
@@ -301,3 +324,6 @@ class RunMetric(Base):
 # The decision tables live in their own module; importing them here registers
 # them on Base.metadata, so the migrations and the schema check see every table.
 from tracker.db.decision_tables import LRChange, LRSeries, Restore, StopDecision, StopperState  # noqa: E402
+from tracker.db.checkpoint_tables import Checkpoint, EpochPart, FitStart, WeightLayout  # noqa: E402
+from tracker.db.sweep_tables import Experiment, Trial  # noqa: E402
+from tracker.db.system_tables import SystemSample  # noqa: E402

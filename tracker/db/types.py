@@ -7,12 +7,31 @@ the models.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import String, Text
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSONText", "SafeText", "SafeString", "unmark"]
+__all__ = ["JSONText", "SafeText", "SafeString", "unmark", "valid_text"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(value: str) -> str:
+    """Return ``value`` with every lone surrogate written as its escape (``\\udcff``: six characters).
+
+    A Python string can hold lone surrogates (``os.fsdecode`` and
+    ``sys.argv`` give them for bytes that are not UTF-8), which no database
+    driver can encode; every other string is returned as it is.
+    """
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escape_in_json(match: re.Match[str]) -> str:
+    return f"\\\\u{ord(match.group()):04x}"  # a JSON-escaped backslash, then uXXXX
 
 
 class JSONText(TypeDecorator[Any]):
@@ -29,7 +48,11 @@ class JSONText(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, ensure_ascii=False, default=repr)
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+        if text.isascii() or _SURROGATE.search(text) is None:
+            return text
+        # Lone surrogates appear only inside JSON strings: they read back as escapes (see valid_text).
+        return _SURROGATE.sub(_escape_in_json, text)
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         if value is None or not isinstance(value, (str, bytes)):
@@ -44,6 +67,8 @@ class _NulSafe(TypeDecorator[str]):
     On PostgreSQL a string holding ``\\x00`` (or starting with ESC, the
     marker) is stored as ESC followed by its JSON form, and read back as it
     was; every other string, and every string on SQLite, is stored as is.
+    On both, lone surrogates (not valid Unicode) are stored escaped
+    (``valid_text``).
     """
 
     impl: Any = Text
@@ -51,7 +76,10 @@ class _NulSafe(TypeDecorator[str]):
     _MARK = "\x1b"
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        if value is None or dialect.name != "postgresql":
+        if value is None:
+            return value
+        value = valid_text(value)
+        if dialect.name != "postgresql":
             return value
         if "\x00" in value or value.startswith(self._MARK):
             return self._MARK + json.dumps(value)
@@ -62,12 +90,9 @@ class _NulSafe(TypeDecorator[str]):
             return unmark(value)
         return value
 
-    # Processors only where they do something: SQLite stores every string as
-    # is, so its rows are not passed through Python per value (10,000 run
-    # names, two calls each, were a third of a listing's time).
-    def bind_processor(self, dialect: Any) -> Any:
-        return super().bind_processor(dialect) if dialect.name == "postgresql" else None
-
+    # Result processors only where they do something: SQLite gives every
+    # string back as stored, so its rows are not passed through Python per
+    # value (10,000 run names, two calls each, were a third of a listing's time).
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         return unmark if dialect.name == "postgresql" else None
 

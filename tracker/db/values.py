@@ -21,12 +21,17 @@ import struct
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from tracker.db.bits import decode, decode_bits, float_bits
 from tracker.errors import TrackingWarning
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from tracker.db.keys import KeyCache
 
 __all__ = [
     "Encoded",
@@ -40,8 +45,7 @@ __all__ = [
     "float_packer",
     "pack_batch",
     "unpack_floats",
-    "utcnow",
-]
+    "utcnow", "value_rows"]
 
 _PACK = struct.Struct("<d")
 _UNPACK = struct.Struct("<q")
@@ -206,3 +210,16 @@ def unpack_floats(blobs: list[bytes], width: int) -> np.ndarray:
 def utcnow() -> datetime:
     """Now, as the naive UTC datetime that every timestamp column stores."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def value_rows(conn: Connection, keys: KeyCache, logs: Mapping[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
+    """The value rows of ``logs`` (flattened, encoded bit-exact), with ``owner``'s columns and each key's id."""
+    items = logged_items(logs)
+    if not items:
+        return []
+    ids = keys.key_ids(conn, items)
+    rows = []
+    for name, raw in items.items():
+        value, bits, text = encode(raw)
+        rows.append({**owner, "key_id": ids[name], "value": value, "bits": bits, "text": text})
+    return rows

@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
 from tracker.db.base import table_of
+from tracker.db import checkpoint_writes, epoch_amend, system_writes
+from tracker.db.checkpoint_writes import InsertCheckpoint, InsertEpochParts, RecordLayouts, RecordStart
+from tracker.db.epoch_amend import AmendEpoch
 from tracker.db.keys import KeyCache
 from tracker.db.metrics import rebuild_run_summary, upsert_run_metrics
+from tracker.db.refs import Pending, PhaseRef, resolved
 from tracker.db.tables import (
     Batch,
     BatchExtra,
@@ -45,8 +49,10 @@ from tracker.db.tables import (
     StopperState,
     Tag,
 )
+from tracker.db.sweep_writes import JoinExperiment, join_experiment
+from tracker.db.system_writes import InsertSystemSample
 from tracker.db.types import SafeText
-from tracker.db.values import encode, float_packer, logged_items, pack_batch
+from tracker.db.values import float_packer, pack_batch, value_rows
 from tracker.status import LRPoint, PhaseKind
 
 __all__ = [
@@ -63,6 +69,8 @@ __all__ = [
     "DecisionTable",
     "InsertDecisions",
     "InsertLRBatchSeries",
+    "AmendEpoch",
+    "JoinExperiment",
     "Op",
     "KeyCache",
     "apply",
@@ -75,12 +83,6 @@ _BATCHES, _EXTRAS = table_of(Batch), table_of(BatchExtra)
 _EPOCH_VALUES, _PHASE_VALUES = table_of(EpochValue), table_of(PhaseValue)
 _KEYS, _KEYSETS = table_of(Key), table_of(KeySet)
 _PARAMS, _TAGS = table_of(Param), table_of(Tag)
-
-
-class PhaseRef(Protocol):
-    """A phase as an operation refers to it; ``id`` is None until its row is written."""
-
-    id: int | None
 
 
 # -- operations ------------------------------------------------------------------
@@ -147,12 +149,6 @@ class StartFit:
     initial_epoch: int
 
 
-class Pending(Protocol):
-    """A value still being computed elsewhere (a ``concurrent.futures.Future``)."""
-
-    def result(self) -> str: ...
-
-
 @dataclass(slots=True)
 class InsertEpoch:
     """One finished epoch: its row, its logs, the run's summary and epoch count."""
@@ -212,19 +208,9 @@ class InsertLRBatchSeries:
     lr_at: Callable[[int], float | None] = field(repr=False)
 
 
-Op = InsertRun | ResumeRun | UpdateRun | InsertPhase | EndPhase | StartFit | InsertEpoch | InsertDecisions | InsertLRBatchSeries
-
-
-def _value_rows(conn: Connection, keys: KeyCache, logs: dict[str, Any] | None, **owner: Any) -> list[dict[str, Any]]:
-    items = logged_items(logs)
-    if not items:
-        return []
-    ids = keys.key_ids(conn, items)
-    rows = []
-    for name, raw in items.items():
-        value, bits, text = encode(raw)
-        rows.append({**owner, "key_id": ids[name], "value": value, "bits": bits, "text": text})
-    return rows
+Op = (InsertRun | ResumeRun | UpdateRun | InsertPhase | EndPhase | StartFit | InsertEpoch | InsertDecisions
+      | InsertLRBatchSeries | JoinExperiment | InsertCheckpoint | RecordLayouts | RecordStart | InsertEpochParts
+      | AmendEpoch | InsertSystemSample)
 
 
 # -- applying -------------------------------------------------------------------------
@@ -265,7 +251,7 @@ def _insert_phase(conn: Connection, keys: KeyCache, op: InsertPhase) -> None:
 
 def _end_phase(conn: Connection, keys: KeyCache, op: EndPhase) -> None:
     conn.execute(update(_PHASES).where(_PHASES.c.id == op.phase.id).values(**op.values))
-    rows = _value_rows(conn, keys, op.logs, phase_id=op.phase.id)
+    rows = value_rows(conn, keys, op.logs, phase_id=op.phase.id)
     if rows:
         conn.execute(insert(_PHASE_VALUES), rows)
 
@@ -290,14 +276,13 @@ def _insert_epoch(conn: Connection, keys: KeyCache, op: InsertEpoch) -> None:
     key = conn.execute(
         insert(_EPOCHS).values(
             phase_id=op.phase.id, epoch=op.epoch, started_at=op.started_at, ended_at=op.ended_at,
-            fingerprint=op.fingerprint if op.fingerprint is None or isinstance(op.fingerprint, str)
-            else op.fingerprint.result(),
+            fingerprint=resolved(op.fingerprint),
             superseded=False,
         )
     ).inserted_primary_key
     assert key is not None
     epoch_id = key[0]
-    rows = _value_rows(conn, keys, op.logs, epoch_id=epoch_id)
+    rows = value_rows(conn, keys, op.logs, epoch_id=epoch_id)
     if rows:
         conn.execute(insert(_EPOCH_VALUES), rows)
         upsert_run_metrics(conn, op.run_id, op.epoch, rows)
@@ -333,6 +318,10 @@ _APPLY: dict[type, Callable[[Connection, KeyCache, Any], None]] = {
     InsertEpoch: _insert_epoch,
     InsertDecisions: _insert_decisions,
     InsertLRBatchSeries: _insert_lr_batch_series,
+    JoinExperiment: join_experiment,
+    **checkpoint_writes.APPLY,  # checkpoints and lineage
+    **epoch_amend.APPLY,  # an epoch written early, at a save
+    **system_writes.APPLY,  # system metrics
 }
 
 

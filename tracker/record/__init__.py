@@ -5,8 +5,10 @@
 learning rate (``learning_rate``, ``optimizers``) and the stop and restore
 decisions (``decisions``, ``fingerprint``), and queues typed operations on a
 buffered ``Writer`` (``writer``). ``capture`` patches Keras' entry points once
-per process to see what hooks cannot; ``autologging`` (``autolog``) adds a tracker to calls that
-have none. ``environment`` reads host, versions and model; ``resume`` finds
+per process to see what hooks cannot (``save_capture``: the saves of a tracked
+model, recorded by ``checkpoints``); ``lineage`` records where each fit started
+and the weights layouts (``layout``) that ``tracker which`` reads files with;
+``autologging`` (``autolog``) adds a tracker to calls that have none. ``environment`` reads host, versions and model; ``resume`` finds
 the run a restarted job continues; ``faults`` reports failures.
 
 ``TrackingCallback`` and ``autolog`` are imported lazily: the writer alone

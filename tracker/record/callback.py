@@ -9,6 +9,7 @@ and in a background flusher.
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 import warnings
@@ -17,12 +18,14 @@ from typing import Any
 
 import keras
 
-from tracker.db.engine import DEFAULT_DB
+from tracker.db.engine import DEFAULT_DB, resolve_url
 from tracker.errors import TrackingWarning, UnknownRunError
 from tracker.record import capture
 from tracker.record.ledger import RunIdentity
 from tracker.record.recorder import Recorder
-from tracker.record.resume import find_run_to_resume
+from tracker.record.extensions import trial_to_continue
+from tracker.record.resume import find_run_to_resume, find_trial_run
+from tracker.record.system import DEFAULT_INTERVAL
 
 __all__ = ["TrackingCallback"]
 
@@ -52,8 +55,31 @@ def check_options(
         raise ValueError(f"flush_interval must be a positive number of seconds, not {flush_interval!r}.")
 
 
+def check_system(system_metrics: Any, system_interval: Any) -> None:
+    """Raise ValueError unless ``system_metrics`` is a bool and ``system_interval`` a positive number of seconds."""
+    if not isinstance(system_metrics, bool):
+        raise ValueError(f"system_metrics must be True or False, not {system_metrics!r}.")
+    if isinstance(system_interval, bool) or not isinstance(system_interval, (int, float)) or not system_interval > 0 \
+            or system_interval == float("inf"):
+        raise ValueError(f"system_interval must be a positive number of seconds, not {system_interval!r}.")
+
+
+def check_experiment(experiment: Any) -> None:
+    """Raise ValueError unless ``experiment`` is None or a non-empty string."""
+    if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
+        raise ValueError(f"experiment must be a non-empty string or None, not {experiment!r}.")
+
+
+#: What a deep copy never takes from the original: its run (recorder, writer), model and Keras params.
+_OWN_STATE = frozenset({"capture_listener", "_writer", "db_url", "strict", "params", "_model", "on_train_batch_begin",
+                        "on_train_batch_end", "on_test_batch_end", "on_predict_batch_end"})
+
+
 def _open_run(db: str, identity: RunIdentity, resume: bool | str, *, strict: bool) -> None:
     """Open (create, migrate) the database now, and point ``identity`` at the run to resume, if any.
+
+    Without ``resume``, a tuning tool may name a trial whose earlier attempt's
+    run this one continues (``tracker.record.extensions.trial_to_continue``).
 
     A database that cannot be opened yet is not fatal: the writer retries at
     each flush (a resume then starts a new run, and the warning says why).
@@ -68,6 +94,13 @@ def _open_run(db: str, identity: RunIdentity, resume: bool | str, *, strict: boo
         engine, _ = open_database(db)
         if resume:
             found = find_run_to_resume(engine, resume, identity.name)
+            if found is not None:
+                identity.run_id, identity.next_seq = found
+                identity.resumed = True
+        else:
+            trial = trial_to_continue()
+            found = None if trial is None else find_trial_run(engine, trial.experiment, trial.trial,
+                                                              trial.started_here)
             if found is not None:
                 identity.run_id, identity.next_seq = found
                 identity.resumed = True
@@ -114,6 +147,22 @@ class TrackingCallback(keras.callbacks.Callback):
             ``True`` continues the newest unfinished run named ``run_name``
             (or starts one if there is none); a run id continues that run.
             Default False.
+        experiment: The experiment the run belongs to (a name; created on
+            first use). Default: the one a tuning tool gives (a KerasTuner
+            ``project_name``, an Optuna study name, see ``docs/sweeps.md``),
+            else none.
+        system_metrics: Sample the process's CPU use and memory, the
+            machine's memory and each GPU's use and memory (GPUs through
+            NVML, the ``gpu`` extra) on a helper thread, every
+            ``system_interval`` seconds and at each epoch's end, while a
+            call of the run is open (``Store.system``,
+            ``tracker system RUN``, docs/system-metrics.md). Default True.
+        system_interval: Seconds between two timed system samples.
+            Default 10.0.
+
+    A deep copy (``copy.deepcopy``, as KerasTuner makes for every execution
+    of a trial) is a tracker of its own: a new run, recorded by its own
+    writer, with the same options.
 
     Attributes:
         run_id: The run's id (32 hex characters), known at construction.
@@ -125,6 +174,7 @@ class TrackingCallback(keras.callbacks.Callback):
 
     Raises:
         ValueError: an option is invalid.
+        DatabaseError: ``db`` is empty, not valid UTF-8 or not a valid URL.
         UnknownRunError: ``resume`` is a run id the database does not hold.
 
     Example:
@@ -150,24 +200,41 @@ class TrackingCallback(keras.callbacks.Callback):
         flush_interval: float = 2.0,
         strict: bool = False,
         resume: bool | str = False,
+        experiment: str | None = None,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         super().__init__()
         check_options(run_name, params, tags, log_batches, flush_every, flush_interval)
-        self.strict = bool(strict)
+        check_experiment(experiment)
+        check_system(system_metrics, system_interval)
+        resolve_url(db)  # a path or URL that can never work is refused here, in one sentence
+        self._options: dict[str, Any] = dict(db=os.fspath(db), run_name=run_name, params=dict(params or {}), tags=dict(tags or {}),
+                             log_batches=log_batches, flush_every=flush_every, flush_interval=flush_interval,
+                             strict=bool(strict), experiment=experiment,
+                             system_interval=float(system_interval) if system_metrics else None)
+        self._start(resume)
+
+    def _start(self, resume: bool | str) -> None:
+        """Begin this tracker's run (a new one, or the one ``resume`` names): its recorder and writer."""
+        o = self._options
+        self.strict = o["strict"]
         identity = RunIdentity(
             run_id=uuid.uuid4().hex,
-            name=run_name,
-            params={str(k): v for k, v in (params or {}).items()},
-            tags=dict(tags or {}),
+            name=o["run_name"],
+            params={str(k): v for k, v in o["params"].items()},
+            tags=dict(o["tags"]),
+            experiment=o["experiment"],
         )
-        _open_run(os.fspath(db), identity, resume, strict=self.strict)
+        _open_run(o["db"], identity, resume, strict=self.strict)
         self.capture_listener = Recorder(
             identity,
-            os.fspath(db),
-            log_batches=log_batches,
+            o["db"],
+            log_batches=o["log_batches"],
             strict=self.strict,
-            flush_every=flush_every,
-            flush_interval=flush_interval,
+            flush_every=o["flush_every"],
+            flush_interval=o["flush_interval"],
+            system_interval=o["system_interval"],
         )
         self._writer = self.capture_listener.writer
         self.db_url = self._writer.url
@@ -177,10 +244,31 @@ class TrackingCallback(keras.callbacks.Callback):
             if getattr(type(self), hook) is getattr(TrackingCallback, hook):
                 setattr(self, hook, getattr(self.capture_listener, hook[3:]))
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> TrackingCallback:
+        """A copy with a run, recorder and writer of its own (and a deep copy of everything else).
+
+        KerasTuner deep-copies the search's callbacks for every execution of a
+        trial: each copy records one run, never the original's.
+        """
+        cls = type(self)
+        copied = cls.__new__(cls)
+        memo[id(self)] = copied
+        for key, value in self.__dict__.items():
+            if key not in _OWN_STATE:
+                copied.__dict__[key] = copy.deepcopy(value, memo)
+        copied.params, copied._model = None, None  # keras.callbacks.Callback's, set again by the next call
+        TrackingCallback._start(copied, resume=False)  # a run of its own
+        return copied
+
     @property
     def run_id(self) -> str:
         """The run's id (32 hex characters)."""
         return self.capture_listener.identity.run_id
+
+    @property
+    def experiment(self) -> str | None:
+        """The experiment the user put the run in (``experiment=``), or None."""
+        return self._options["experiment"]
 
     @property
     def log_batches(self) -> bool | int:

@@ -13,12 +13,20 @@ only through the ``Listener`` interface below, never through private methods:
   an epoch really starts with, keeps the epoch logs as every callback left
   them (keys added by later callbacks included), and reads the final weights
   after every ``on_train_end`` (where Keras' EarlyStopping restores).
+  A callback that raises inside one of these events is reported with
+  ``event_failed`` (what it raised, the epoch, and the logs Keras computed).
+* ``pythonify_logs``, which flattens nested logs dicts to bare names: a
+  pass-through that keeps the full names beside (``tracker.record.nested_logs``).
 * the optimizer's ``learning_rate`` setter, ``Model.__setattr__`` for
-  ``stop_training = True`` and ``Model.set_weights``: the decisions, with the
+  ``stop_training = True``, and ``set_weights`` / ``load_weights`` on the
+  model or on any layer or sub-model inside it: the decisions, with the
   callback that made them (its class and hook, found on the call stack).
+* ``finalize_variable_values`` of an optimizer with ``use_ema``: Keras writes
+  the moving averages into the model at the end of ``fit``.
+* Keras' save functions, for the saves of a tracked model (``tracker.record.save_capture``).
 
 Installation happens when ``tracker.record`` is imported, and ``import
-tracker`` arranges it as soon as Keras is imported (``tracker._keras_hook``),
+tracker`` arranges it as soon as Keras is imported (``tracker.record.import_hooks``),
 so it does not depend on how or when a callback is built:
 ``model.fit(x, y, callbacks=[TrackingCallback()])`` looks ``fit`` up before
 the callback exists, and is still seen.
@@ -38,7 +46,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Actor", "Listener", "install", "installed", "watch", "unwatch", "listeners_in", "find_actor"]
+__all__ = [
+    "Actor", "EventFailure", "Listener", "install", "installed", "watch", "unwatch", "listeners_in", "find_actor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +67,31 @@ class Actor:
     frame_locals: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class EventFailure:
+    """A callback raised inside a ``CallbackList`` event (one of ``EVENTS``).
+
+    ``callback`` is the callback that raised (None if it could not be told);
+    ``epoch`` the epoch Keras passed; ``logs`` the logs dict the list handed
+    to its callbacks, as the callbacks that ran before the raise left it
+    (None if the raise came before the list built it).
+    """
+
+    event: str
+    exc: BaseException
+    callback: Any
+    epoch: int | None
+    logs: dict[str, Any] | None
+
+
 @runtime_checkable
 class Listener(Protocol):
     """What the patched Keras entry points tell a recorder. Every method must not raise."""
 
     model: Any
 
-    def call_failed(self, method: str, exc: BaseException) -> None:
-        """``model.fit``/``evaluate``/``predict`` raised ``exc`` (Keras skipped the end hooks)."""
+    def call_failed(self, method: str, exc: BaseException, model: Any = None) -> None:
+        """``model.fit``/``evaluate``/``predict`` of ``model`` raised ``exc`` (Keras skipped the end hooks)."""
 
     def call_returned(self, method: str) -> None:
         """``model.fit``/``evaluate``/``predict`` returned."""
@@ -74,6 +101,9 @@ class Listener(Protocol):
 
     def event_end(self, event: str) -> None:
         """Every callback of the list has run ``event``."""
+
+    def event_failed(self, failure: EventFailure) -> None:
+        """A callback of the list raised inside an event; the exception then propagates."""
 
     def watches_optimizer(self, optimizer: Any) -> bool:
         """True if LR changes of ``optimizer`` concern this listener."""
@@ -85,10 +115,13 @@ class Listener(Protocol):
         """``model.stop_training = True`` was set."""
 
     def weights_setting(self, actor: Actor) -> None:
-        """``model.set_weights`` is about to replace the weights."""
+        """``set_weights``/``load_weights`` on the model or a layer inside it is about to replace weights."""
 
     def weights_set(self, actor: Actor) -> None:
-        """``model.set_weights`` has replaced the weights."""
+        """That ``set_weights``/``load_weights`` call has replaced them."""
+
+    def weights_finalized(self, optimizer: Any) -> None:
+        """``optimizer`` (with ``use_ema``) has written its moving averages into the model's variables."""
 
 
 _lock = threading.Lock()
@@ -199,7 +232,7 @@ def _wrap_call(method: str, original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = original(*args, **kwargs)
         except BaseException as exc:
-            _tell(listeners, "call_failed", method, exc)
+            _tell(listeners, "call_failed", method, exc, args[0] if args else None)
             raise
         _tell(listeners, "call_returned", method)
         return result
@@ -215,12 +248,53 @@ def _wrap_event(event: str, original: Callable[..., Any]) -> Callable[..., Any]:
         if not listeners:
             return original(self, *args, **kwargs)
         _tell(listeners, "event_begin", event, self.callbacks)
-        result = original(self, *args, **kwargs)
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as exc:
+            try:
+                failure = _failure(event, exc, self, args)
+            except Exception:  # noqa: BLE001 - never replace the user's exception
+                failure = EventFailure(event, exc, None, None, None)
+            _tell(listeners, "event_failed", failure)
+            raise
         _tell(listeners, "event_end", event)
         return result
 
     wrapper._tracker_wrapped = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _failure(event: str, exc: BaseException, callback_list: Any, args: tuple[Any, ...]) -> EventFailure:
+    """What was raised inside ``callback_list``'s ``event``, read off the traceback's frame of that call.
+
+    The frame's locals hold the callback being called when it raised and the
+    logs dict the list handed to every callback (Keras builds it inside the call).
+    """
+    epoch = args[0] if event in ("on_epoch_begin", "on_epoch_end") and args and isinstance(args[0], int) else None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == event and frame.f_locals.get("self") is callback_list:
+            names = frame.f_locals
+            if "callback" in names:  # raised by a callback, after the list built the logs
+                logs = names.get("logs")
+                return EventFailure(event, exc, names["callback"], epoch, logs if isinstance(logs, dict) else None)
+        tb = tb.tb_next
+    return EventFailure(event, exc, None, epoch, None)
+
+
+def _watchers_of(layer: Any) -> list[Listener]:
+    """The watching listeners whose model is ``layer`` or holds its variables (a layer or sub-model in it)."""
+    found = []
+    for listener in list(_watching):
+        model = listener.model
+        if model is layer:
+            found.append(listener)
+        elif model is not None:
+            own = {id(v) for v in model.weights}
+            if any(id(v) in own for v in layer.weights):
+                found.append(listener)
+    return found
 
 
 def _read_lr(optimizer: Any) -> float | None:
@@ -278,18 +352,51 @@ def install() -> None:
 
         keras.Model.__setattr__ = model_setattr
 
-        original_set_weights = keras.Model.set_weights
+        for owner, name in ((keras.layers.Layer, "set_weights"), (keras.Model, "load_weights")):
+            setattr(owner, name, _wrap_weights(getattr(owner, name)))
 
-        @functools.wraps(original_set_weights)
-        def set_weights(self: Any, weights: Any) -> Any:
-            listeners = [w for w in list(_watching) if w.model is self] if _watching else []
-            if not listeners:
-                return original_set_weights(self, weights)
-            actor = find_actor()
-            _tell(listeners, "weights_setting", actor)
-            result = original_set_weights(self, weights)
-            _tell(listeners, "weights_set", actor)
+        original_finalize = BaseOptimizer.finalize_variable_values
+
+        @functools.wraps(original_finalize)
+        def finalize_variable_values(self: Any, var_list: Any) -> Any:
+            result = original_finalize(self, var_list)
+            if _watching and getattr(self, "use_ema", False):
+                _tell([w for w in list(_watching) if w.watches_optimizer(self)], "weights_finalized", self)
             return result
 
-        keras.Model.set_weights = set_weights
+        BaseOptimizer.finalize_variable_values = finalize_variable_values
+
+        from keras.src.utils import python_utils
+
+        from tracker.record import nested_logs
+
+        trainers = [m for n, m in list(sys.modules.items()) if n.startswith("keras.src.backend.") and n.endswith(".trainer")]
+        nested_logs.install(python_utils, trainers)
+        from tracker.record import save_capture
+
+        save_capture.install(find_actor)
         _installed = True
+
+
+_replacing = threading.local()  # inside a watched set_weights/load_weights (its inner calls are part of it)
+
+
+def _wrap_weights(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``set_weights``/``load_weights`` telling the listeners whose model holds the layer's variables."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        listeners = _watchers_of(self) if _watching and not getattr(_replacing, "active", False) else []
+        if not listeners:
+            return original(self, *args, **kwargs)
+        actor = find_actor()
+        _tell(listeners, "weights_setting", actor)
+        _replacing.active = True
+        try:
+            result = original(self, *args, **kwargs)
+        finally:
+            _replacing.active = False
+        _tell(listeners, "weights_set", actor)
+        return result
+
+    return wrapper

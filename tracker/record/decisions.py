@@ -11,14 +11,24 @@ tells it where the fit is.
   baseline, start_from_epoch, best, best_epoch, wait). A stopper that ran to
   the end of the fit without stopping gets a ``stopped = false`` row.
 * **Restores.** The weights are fingerprinted at each epoch end, as trained
-  (before any callback in that ``on_epoch_end`` replaces them), and once the
-  fit is over, after every ``on_train_end``. If the final weights are not
-  the last epoch's, a restore row names the epoch whose weights they are and
-  the callback, hook and epoch of the ``set_weights`` call that put them back.
+  (before any callback's ``on_epoch_end`` runs), and once the fit is over,
+  after every ``on_train_end``. If the final weights are not the last
+  epoch's, a restore row names the epoch whose weights they are and the
+  callback, hook and epoch of the ``set_weights``/``load_weights`` call (on
+  the model, or on a layer or sub-model inside it) that put them back.
 
   When several epochs ended with identical weights (an epoch with an LR of
   0, say), the restored epoch is the one the restoring callback says it
   restored (its ``best_epoch``) when that is one of them, else the earliest.
+  The fingerprints decide: a ``best_epoch`` whose weights are not the final
+  ones is not believed.
+* **EMA.** An optimizer with ``use_ema`` has Keras write its moving averages
+  into the model at the end of ``fit`` (``finalize_variable_values``). Final
+  weights equal to what it wrote are the EMA weights, not a restore. Each
+  epoch end also fingerprints the moving averages, so a restore of an
+  epoch's EMA weights (``SwapEMAWeights(swap_on_epoch=True)`` before the
+  restorer) names that epoch. ``end_fit`` says which kind the final weights
+  are (``FinalWeights``).
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from tracker.db.writes import DecisionTable, InsertDecisions, Op, PhaseRef
+from tracker.db.sweep_writes import ToolStop, stop_row
+from tracker.db.writes import DecisionTable, InsertDecisions, Op, Pending, PhaseRef
 from tracker.record.capture import Actor
-from tracker.db.writes import Pending
-from tracker.record.fingerprint import fingerprint_later, fingerprint_model
+from tracker.record.fingerprint import fingerprint_later, fingerprint_model, fingerprint_with_parts
+from tracker.record.optimizers import find_optimizers, moving_average_weights
+from tracker.status import FinalWeights, Status
 
 __all__ = ["StopsAndRestores"]
 
@@ -88,6 +100,11 @@ class StopsAndRestores:
         self.stopped_by: set[int] = set()
         self.weight_sets: list[_WeightSet] = []
         self.last_epoch: int | None = None
+        self.ema: list[Any] = []  # the fit's optimizers with use_ema
+        self.ema_fingerprints: dict[int, Pending] = {}  # epoch -> its moving averages' fingerprint
+        self.finalized: Pending | None = None  # the weights Keras wrote at the end of fit (EMA)
+        self.parts: dict[str, list[int]] = {}  # sub-models to fingerprint too (set by tracker.record.lineage)
+        self.part_fingerprints: dict[int, Any] = {}  # epoch -> its sub-models' fingerprints (PartsPending)
 
     def _rows(self, table: DecisionTable, rows: list[dict[str, Any]]) -> None:
         if rows and self.phase is not None:
@@ -97,17 +114,40 @@ class StopsAndRestores:
         self.phase, self.model, self.siblings = phase, model, siblings
         self.fingerprints, self.stopped_by, self.weight_sets = {}, set(), []
         self.last_epoch = None
+        self.ema = [o for o in find_optimizers(model).values() if getattr(o, "use_ema", False)]
+        self.ema_fingerprints, self.finalized = {}, None
+        self.parts, self.part_fingerprints = {}, {}
 
-    def epoch_trained(self, epoch: int) -> Pending:
-        """In the tracker's ``on_epoch_end``: the fingerprint of the weights the epoch trained to.
+    def _take(self, epoch: int) -> None:
+        """Fingerprint the weights as they are, for ``epoch`` (and its sub-models, if any)."""
+        if self.parts:
+            self.fingerprints[epoch], self.part_fingerprints[epoch] = fingerprint_with_parts(self.model, self.parts)
+        else:
+            self.fingerprints[epoch] = fingerprint_later(self.model)
+
+    def epoch_ending(self, epoch: int) -> None:
+        """Before any callback's ``on_epoch_end``: fingerprint the weights as the epoch trained them.
 
         The weights are copied now; big ones are hashed on a helper thread
-        (``fingerprint_later``), and ``result()`` waits for the digest.
+        (``fingerprint_later``). With an EMA optimizer, its moving averages too.
         """
-        self.last_epoch = epoch
         if epoch not in self.fingerprints:
-            self.fingerprints[epoch] = fingerprint_later(self.model)
+            self._take(epoch)
+        if self.ema and epoch not in self.ema_fingerprints:
+            averaged = moving_average_weights(self.model, self.ema)
+            if averaged is not None:
+                self.ema_fingerprints[epoch] = fingerprint_later(self.model, averaged)
+
+    def epoch_trained(self, epoch: int) -> Pending:
+        """In the tracker's ``on_epoch_end``: the fingerprint of the weights the epoch trained to
+        (taken now if the callback list did not say the event began); ``result()`` waits for it."""
+        self.last_epoch = epoch
+        self.epoch_ending(epoch)
         return self.fingerprints[epoch]
+
+    def ema_finalized(self) -> None:
+        """Keras has written an EMA optimizer's moving averages into the model (end of ``fit``)."""
+        self.finalized = fingerprint_later(self.model)
 
     def epoch_states(self, epoch: int) -> None:
         """Once every ``on_epoch_end`` has run: each stopper's state (callbacks with patience and wait)."""
@@ -126,7 +166,7 @@ class StopsAndRestores:
         # A restore inside on_epoch_end(k) by a callback listed before the
         # tracker: fingerprint epoch k as trained, before it is overwritten.
         if actor.hook == "on_epoch_end" and epoch is not None and epoch not in self.fingerprints:
-            self.fingerprints[epoch] = fingerprint_later(self.model)
+            self._take(epoch)
 
     def weights_set(self, actor: Actor, epoch: int | None) -> None:
         at = _number(actor.frame_locals.get("epoch", epoch))
@@ -147,14 +187,26 @@ class StopsAndRestores:
             self.stopped_by.add(id(actor.callback))
         self._rows(DecisionTable.STOPS, [row])
 
-    def end_fit(self, completed: bool) -> None:
-        """After the fit (every ``on_train_end`` has run), or after it raised."""
+    def end_fit(self, completed: bool, *, stop: ToolStop | None = None, at: int | None = None) -> FinalWeights | None:
+        """After the fit (every ``on_train_end`` has run), or after it raised.
+
+        ``stop``: what was raised is a tuning tool's stop (a pruned trial,
+        ``tracker.record.extensions``), recorded as a stop decision at epoch
+        ``at`` (the epoch whose ``on_epoch_end`` raised it, else the current one).
+
+        Returns which weights a completed fit left in the model (None if it
+        did not complete or trained no epoch).
+        """
         if self.phase is None:
-            return
+            return None
+        if stop is not None and stop.status is not Status.FINISHED:  # a tool's end of a trial run to its end: no stop
+            self._rows(DecisionTable.STOPS, [stop_row(stop, self.last_epoch if at is None else at)])
+        final = None
         if completed:
             self._record_not_stopped()
-            self._record_restore()
+            final = self._record_restore()
         self.phase = None
+        return final
 
     def _record_not_stopped(self) -> None:
         rows = []
@@ -168,14 +220,20 @@ class StopsAndRestores:
             rows.append(row)
         self._rows(DecisionTable.STOPS, rows)
 
-    def _record_restore(self) -> None:
+    def _record_restore(self) -> FinalWeights | None:
         if not self.fingerprints or self.last_epoch is None:
-            return
+            return None
         final = fingerprint_model(self.model)
         last = self.fingerprints.get(self.last_epoch)
         if last is not None and final == last.result():
-            return
+            return FinalWeights.TRAINED
+        if self.finalized is not None and final == self.finalized.result():
+            return FinalWeights.EMA  # what Keras wrote at the end of fit: no restore
+        kind = FinalWeights.TRAINED
         matches = sorted(e for e, fp in self.fingerprints.items() if fp.result() == final)
+        if not matches:  # an epoch's moving averages, else weights no epoch ended with
+            matches = sorted(e for e, fp in self.ema_fingerprints.items() if fp.result() == final)
+            kind = FinalWeights.EMA if matches else FinalWeights.OTHER
         by = next((w for w in reversed(self.weight_sets) if w.fingerprint == final), None)
         restored = None
         if matches:
@@ -190,3 +248,4 @@ class StopsAndRestores:
             "fingerprint": final,
         }
         self._rows(DecisionTable.RESTORES, [row])
+        return kind

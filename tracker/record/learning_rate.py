@@ -13,7 +13,10 @@ When the LR is read:
 * for an optimizer on a ``LearningRateSchedule``, per recorded batch: the
   schedule's rate at that batch's global step, computed as the optimizer
   does, one step at a time, when the rows are written (off the training
-  thread). A batch's step is the epoch's first step plus its index, except
+  thread). A step is the optimizer's own counter, which its schedule is
+  evaluated at (``optimizers.iterations``: every batch, also under gradient
+  accumulation, where ``optimizer.iterations`` counts updates only). A
+  batch's step is the epoch's first step plus its index, except
   under loss scaling (mixed precision), which skips the updates whose
   gradients overflowed: then the step is read at each batch's begin.
 

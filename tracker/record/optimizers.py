@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["find_optimizers", "unwrap", "read_lr", "iterations", "schedule_of", "rate_at"]
+__all__ = ["find_optimizers", "unwrap", "read_lr", "iterations", "schedule_of", "rate_at", "moving_average_weights"]
 
 
 def unwrap(optimizer: Any) -> Any:
@@ -68,9 +68,17 @@ def _numpy(value: Any) -> Any:
 
 
 def iterations(optimizer: Any) -> int | None:
-    """Return the optimizer's global step count, or None if unreadable."""
+    """Return the optimizer's step counter, the step its schedule is evaluated at, or None if unreadable.
+
+    Keras counts every ``apply`` (every batch trained) in ``optimizer._iterations``
+    and evaluates a ``LearningRateSchedule`` there. The public
+    ``optimizer.iterations`` is the same count, except under
+    ``gradient_accumulation_steps=G``, where it counts the updates
+    (``_iterations // G``) while the schedule still sees every batch.
+    """
+    counter = getattr(optimizer, "_iterations", None)
     try:
-        return int(_numpy(optimizer.iterations))
+        return int(_numpy(optimizer.iterations if counter is None else counter))
     except Exception:  # noqa: BLE001
         return None
 
@@ -98,3 +106,26 @@ def rate_at(schedule: Any, step: int) -> float | None:
         return float(np.asarray(keras.ops.convert_to_numpy(value)))
     except Exception:  # noqa: BLE001 - a schedule that fails off the training thread
         return None
+
+
+def moving_average_weights(model: Any, optimizers: list[Any]) -> list[Any] | None:
+    """``model.get_weights()`` with each variable an EMA optimizer averages replaced by its moving average.
+
+    The weights the model would hold if the optimizers wrote their moving
+    averages now (what Keras does at the end of ``fit``); None if no
+    optimizer keeps averages yet. Copies, in ``model.get_weights()`` order.
+    """
+    averages: dict[int, Any] = {}
+    for optimizer in optimizers:
+        variables = getattr(optimizer, "_trainable_variables", None) or []
+        moving = getattr(optimizer, "_model_variables_moving_average", None) or []
+        for variable, average in zip(variables, moving):
+            if average is not None:
+                averages[id(variable)] = average
+    if not averages:
+        return None
+    weights = []
+    for variable in model.weights:
+        average = averages.get(id(variable))
+        weights.append(np.array(_numpy(variable if average is None else average)))
+    return weights

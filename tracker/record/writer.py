@@ -7,7 +7,9 @@ IMMEDIATE`` transaction. A background thread flushes every ``flush_every``
 batches or ``flush_interval`` seconds, and at the next batch after a phase
 begins or an epoch ends (``wake_soon``: while the step computes). Only the end
 of the outermost phase flushes on the training thread, so that ``fit``,
-``evaluate`` and ``predict`` return with everything written. A failed flush
+``evaluate`` and ``predict`` return with everything written; on SQLite it
+then checkpoints the write-ahead log (``checkpoint``), so that the database
+file alone holds the run (a copy of just that file has it). A failed flush
 keeps the operations and retries at the next one: tracking problems warn,
 they never stop training, unless ``strict`` is set.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from tracker.db.engine import describe, resolve_url, sqlite_path
+from tracker.db.engine import checkpoint_wal, describe, resolve_url, sqlite_path
 from tracker.db.values import utcnow
 from tracker.db.writes import (
     BatchRecord,
@@ -124,6 +126,7 @@ class Writer:
         #: CPU seconds the background flusher has used (time.thread_time), for benchmarks.
         self.thread_cpu = 0.0
         self._healthy = True  # the last flush succeeded (or none failed yet)
+        self._unsaved = False  # something was committed since the last checkpoint
         _live_writers.add(self)
 
     # -- the callback's side -------------------------------------------------
@@ -285,6 +288,7 @@ class Writer:
                     if beat:
                         touch_heartbeat(conn, self.run_id, utcnow())
             self._keys.commit()
+            self._unsaved = True
             if beat:
                 self._last_heartbeat = now
             self._healthy = True
@@ -388,12 +392,26 @@ class Writer:
             return None
         return f"tracker: {'; '.join(parts)} for {describe(self.url)}."
 
+    def checkpoint(self, *, wait: float = 2.0) -> bool:
+        """SQLite: copy the records from the write-ahead log into the database file (``checkpoint_wal``).
+
+        Called when a run's outermost phase ends and when the writer closes,
+        never per batch or per flush. Returns True if the file now holds
+        everything written (also when there is nothing to do).
+        """
+        if not self._unsaved or self._engine is None:
+            return True
+        self._unsaved = not checkpoint_wal(self._engine, wait=wait)
+        return not self._unsaved
+
     def close(self) -> bool:
-        """Stop the flusher and write what is left. Return True if nothing is left."""
+        """Stop the flusher, write what is left and checkpoint. Return True if nothing is left."""
         self.stop()
+        written = True
         if self._ops:
             try:
-                return self.flush(wait=10.0)
+                written = self.flush(wait=10.0)
             except TrackingWriteError:
-                return False
-        return True
+                written = False
+        self.checkpoint()
+        return written

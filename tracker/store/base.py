@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, select
 
 from tracker.db.tables import Run
-from tracker.errors import UnknownRunError
+from tracker.db.types import valid_text
+from tracker.errors import DeletedRunError, UnknownRunError
 
-if TYPE_CHECKING:
-    from tracker.store.overview import Overview
-
-__all__ = ["AnySelect", "PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column", "overview_frame"]
+__all__ = ["AnySelect", "PLAIN", "read_frame", "resolve_run", "decode_numbers", "int_columns", "enum_values", "float_column"]
 
 #: In ``decode_numbers``' second array: this row is a plain float.
 PLAIN = object()
@@ -30,7 +28,7 @@ AnySelect: TypeAlias = "Select[*tuple[Any, ...]]"
 
 
 def read_frame(engine: Engine, stmt: AnySelect) -> pd.DataFrame:
-    """Run ``stmt`` into a DataFrame, keeping ``bits`` exact and ``text``/``key`` as objects.
+    """Run ``stmt`` into a DataFrame, keeping ``bits`` (and ``*_bits``) exact and ``text``/``key`` as objects.
 
     (Left to inference, pandas would turn a bits column holding NULLs into
     float64, rounding the 64-bit patterns.)
@@ -42,7 +40,7 @@ def read_frame(engine: Engine, stmt: AnySelect) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for i, name in enumerate(names):
         values = [row[i] for row in rows]
-        if name == "bits":
+        if name == "bits" or name.endswith("_bits"):
             columns[name] = pd.array(values, dtype="Int64")
         elif name in ("text", "key"):
             columns[name] = pd.Series(values, dtype="object")
@@ -104,35 +102,59 @@ def enum_values(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def resolve_run(conn: Connection, ref: str) -> str:
+def _deleted(conn: Connection, run_id: str) -> DeletedRunError:
+    name, when = conn.execute(select(Run.name, Run.deleted_at).where(Run.id == run_id)).one()
+    called = f"{name!r} ({run_id})" if name else run_id
+    since = f" since {when:%Y-%m-%d %H:%M:%S}Z" if when is not None else ""
+    return DeletedRunError(
+        f"Run {called} is deleted (in the trash{since}); bring it back with: tracker undelete {run_id}", run_id
+    )
+
+
+def resolve_run(conn: Connection, ref: str, *, among: str = "view") -> str:
     """Return the run id that ``ref`` names (see ``Store.resolve``).
 
+    Args:
+        conn: A connection to the database.
+        ref: An id, a unique id prefix, a run name or ``latest``.
+        among: ``view`` (default): the runs in view; a run in the trash named
+            by its id is refused. ``any``: a run in the trash too (``tracker
+            show``): a name is its newest run in view, else its newest
+            deleted one. ``trash``: a name is its newest deleted run
+            (``tracker undelete``); an id names any run.
+
     Raises:
+        DeletedRunError: ``among`` is ``view`` and ``ref`` names a run in the trash.
         UnknownRunError: nothing matches (close names are suggested), or a
             prefix matches several runs.
     """
     if not isinstance(ref, str):
         raise UnknownRunError(f"A run reference must be a string (an id, a name or 'latest'), not {ref!r}.")
+    ref = valid_text(ref)  # a name as stored (an undecodable command-line argument holds lone surrogates)
+    shown, trashed = Run.deleted_at.is_(None), Run.deleted_at.is_not(None)
+    newest = (Run.started_at.desc(), Run.id.desc())
     if ref == "latest":
-        found = conn.execute(select(Run.id).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)).scalar()
+        found = conn.execute(select(Run.id).where(shown).order_by(*newest).limit(1)).scalar()
         if found is None:
             raise UnknownRunError("There are no runs in this database yet.")
         return found
-    if conn.execute(select(Run.id).where(Run.id == ref)).scalar() is not None:
-        return ref
-    by_name = conn.execute(
-        select(Run.id).where(Run.name == ref).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)
-    ).scalar()
-    if by_name is not None:
-        return by_name
+    is_id = "\x00" not in ref  # ids are hex; PostgreSQL refuses a NUL in a plain text parameter
+    if is_id and conn.execute(select(Run.id).where(Run.id == ref)).scalar() is not None:
+        return _checked(conn, ref, among)
+    for where in ((trashed,) if among == "trash" else (shown, trashed)):
+        by_name = conn.execute(select(Run.id).where(Run.name == ref, where).order_by(*newest).limit(1)).scalar()
+        if by_name is not None:
+            return _checked(conn, by_name, among)
     escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    matches = conn.execute(select(Run.id).where(Run.id.like(f"{escaped}%", escape="\\")).limit(6)).scalars().all()
+    matches: list[str] = []
+    if is_id:
+        matches = list(conn.execute(select(Run.id).where(Run.id.like(f"{escaped}%", escape="\\")).limit(6)).scalars())
     if len(matches) == 1:
-        return matches[0]
+        return _checked(conn, matches[0], among)
     if matches:
-        shown = ", ".join(matches[:5])
-        raise UnknownRunError(f"{ref!r} matches several runs ({shown}, ...); give more of the id.")
-    names = [n for n in conn.execute(select(Run.name).distinct().limit(10_000)).scalars() if n]
+        listed = ", ".join(matches[:5])
+        raise UnknownRunError(f"{ref!r} matches several runs ({listed}, ...); give more of the id.")
+    names = [n for n in conn.execute(select(Run.name).where(shown).distinct().limit(10_000)).scalars() if n]
     close = difflib.get_close_matches(ref, names, n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownRunError(
@@ -140,18 +162,8 @@ def resolve_run(conn: Connection, ref: str) -> str:
     )
 
 
-def overview_frame(found: Overview) -> pd.DataFrame:
-    """The overview's rows as a DataFrame: times as datetimes, missing numbers as ``<NA>``."""
-    data: dict[str, Any] = {}
-    for i, name in enumerate(found.columns):
-        cells = [row[i] for row in found.rows]
-        if name in ("started_at", "ended_at"):
-            data[name] = pd.to_datetime(pd.Series(cells, dtype=object), format="ISO8601")
-        elif name in ("epochs", "phases", "best_epoch", "stopped_epoch", "restored_epoch"):
-            data[name] = pd.array(cells, dtype="Int64")
-        elif name in ("duration_s", "best") or (name.startswith("eval:") and all(
-                c is None or isinstance(c, float) for c in cells)):
-            data[name] = float_column(cells)
-        else:
-            data[name] = pd.Series(cells, dtype="object")
-    return pd.DataFrame(data, columns=found.columns)
+def _checked(conn: Connection, run_id: str, among: str) -> str:
+    """``run_id``, unless it is in the trash and only runs in view are asked for."""
+    if among == "view" and conn.execute(select(Run.deleted_at).where(Run.id == run_id)).scalar() is not None:
+        raise _deleted(conn, run_id)
+    return run_id

@@ -14,13 +14,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Select
 
+from tracker.db.types import valid_text
+
 __all__ = ["driver_rows"]
 
 
 def driver_rows(conn: Connection, stmt: Select[Any]) -> list[tuple[Any, ...]]:
     """Run ``stmt`` inside ``conn``'s transaction and return the driver's tuples, in the select's column order."""
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
+    # Text as stored (lone surrogates escaped, as the column types write them): bound values bypass the types here.
+    params = {k: valid_text(v) if type(v) is str else v for k, v in compiled.construct_params().items()}
     args: Any = tuple(params[name] for name in compiled.positiontup or []) if compiled.positional else params
     cursor = conn.connection.cursor()
     try:

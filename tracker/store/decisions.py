@@ -27,6 +27,8 @@ from tracker.db.tables import (
 from tracker.db.values import decode
 from tracker.status import PhaseKind
 from tracker.store.base import AnySelect, enum_values, float_column, int_columns, read_frame
+from tracker.store.names import shown_key
+from tracker.store.runs import add_call, call_numbers
 
 __all__ = ["lr_changes_frame", "lr_series_frame", "early_stops_frame", "stopper_states_frame", "restores_frame"]
 
@@ -34,7 +36,16 @@ _FIT = literal(PhaseKind.FIT.value).label("phase")
 
 
 def _of_run(stmt: AnySelect, run_id: str | None) -> AnySelect:
-    return stmt if run_id is None else stmt.where(Phase.run_id == run_id)
+    """One run's rows, or (None) those of every run in view: never a deleted run's."""
+    return stmt.where(Run.deleted_at.is_(None)) if run_id is None else stmt.where(Phase.run_id == run_id)
+
+
+def _calls(engine: Engine, frame: pd.DataFrame, run_id: str | None) -> pd.DataFrame:
+    """Add ``call`` after ``phase_seq``, and give ``monitor`` (a logs key) its shown name."""
+    if "monitor" in frame.columns:
+        frame["monitor"] = pd.Series([shown_key(m) if isinstance(m, str) else m for m in frame["monitor"]], dtype="object",
+                                     index=frame.index)
+    return add_call(frame, call_numbers(engine, None if run_id is None else [run_id]))
 
 
 def lr_changes_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
@@ -47,7 +58,7 @@ def lr_changes_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
         .join(Run, Run.id == Phase.run_id)
         .order_by(Run.started_at, Phase.seq, LRChange.id)
     )
-    frame = read_frame(engine, _of_run(stmt, run_id))
+    frame = _calls(engine, read_frame(engine, _of_run(stmt, run_id)), run_id)
     return int_columns(frame, ["epoch", "step"])
 
 
@@ -61,7 +72,7 @@ def lr_series_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
         .join(Run, Run.id == Phase.run_id)
         .order_by(Run.started_at, Phase.seq, LRSeries.id)
     )
-    frame = enum_values(read_frame(engine, _of_run(stmt, run_id)), ["point"])
+    frame = _calls(engine, enum_values(read_frame(engine, _of_run(stmt, run_id)), ["point"]), run_id)
     frame["lr"] = frame["lr"].astype("float64")
     return int_columns(frame, ["epoch", "batch", "step"])
 
@@ -88,18 +99,25 @@ def early_stops_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
             StopDecision.baseline,
             StopDecision.start_from_epoch,
             StopDecision.epoch,
+            StopDecision.step,
+            StopDecision.value,
+            StopDecision.bits,
         )
         .join(Phase, Phase.id == StopDecision.phase_id)
         .join(Run, Run.id == Phase.run_id)
         .order_by(Run.started_at, Phase.seq, StopDecision.id)
     )
-    frame = read_frame(engine, _of_run(stmt, run_id))
+    frame = _calls(engine, read_frame(engine, _of_run(stmt, run_id)), run_id)
     frame["stopped"] = frame["stopped"].astype(bool)
     for column in ("best", "min_delta", "baseline"):
         # SQL NULL: the stopper had no value (a baseline of None); these plain REAL columns hold no NaN.
         frame[column] = float_column([None if v is None or v != v else float(v) for v in frame[column]])
+    # A tool's stop: the value its pruner judged, bit-exact (NaN and -0.0 from their bits).
+    frame["value"] = float_column([
+        decode(None, int(b), None) if b is not pd.NA else None if v is None or v != v else float(v)
+        for v, b in zip(frame["value"], frame.pop("bits"))])
     return int_columns(
-        frame, ["stopped_epoch", "batch", "best_epoch", "patience", "wait", "start_from_epoch", "epoch"]
+        frame, ["stopped_epoch", "batch", "best_epoch", "patience", "wait", "start_from_epoch", "epoch", "step"]
     )
 
 
@@ -115,7 +133,7 @@ def stopper_states_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
         .join(Run, Run.id == Phase.run_id)
         .order_by(Run.started_at, Phase.seq, StopperState.epoch, StopperState.id)
     )
-    frame = read_frame(engine, _of_run(stmt, run_id))
+    frame = _calls(engine, read_frame(engine, _of_run(stmt, run_id)), run_id)
     for column in ("best", "min_delta", "baseline"):
         frame[column] = float_column(list(frame[column]))
     return int_columns(frame, ["epoch", "best_epoch", "wait", "patience", "start_from_epoch"])
@@ -134,12 +152,13 @@ def restores_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
             Restore.restored_by,
             Restore.hook,
             Restore.at_epoch,
+            Phase.final_weights,
         )
         .join(Phase, Phase.id == Restore.phase_id)
         .join(Run, Run.id == Phase.run_id)
         .order_by(Run.started_at, Phase.seq, Restore.id)
     )
-    frame = read_frame(engine, _of_run(stmt, run_id))
+    frame = enum_values(read_frame(engine, _of_run(stmt, run_id)), ["final_weights"])
     phase_ids = [int(p) for p in frame["phase_pk"]]
     epochs = {int(e) for col in ("restored_epoch", "last_epoch") for e in frame[col] if not pd.isna(e)}
     stoppers: dict[int, list[tuple[str, str | None]]] = {p: [] for p in phase_ids}
@@ -170,6 +189,7 @@ def restores_frame(engine: Engine, run_id: str | None) -> pd.DataFrame:
         restored_values.append(_number(mine, row.restored_epoch, monitor))
         last_values.append(_number(mine, row.last_epoch, monitor))
     frame["monitor"] = pd.Series(monitors, dtype="object")
+    _calls(engine, frame, run_id)
     frame["value_at_restored"] = pd.Series(restored_values, dtype="float64")
     frame["value_at_last"] = pd.Series(last_values, dtype="float64")
     return int_columns(frame.drop(columns="phase_pk"), ["restored_epoch", "last_epoch", "at_epoch"])

@@ -8,50 +8,36 @@ models. Values come back as stored: statuses and times as text.
 
 from __future__ import annotations
 
-import json
-import re
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, column, exists, select, table
+from sqlalchemy import ColumnElement, and_, exists, select
 
-from tracker.db.types import SafeString, SafeText
-from tracker.errors import InvalidArgumentError
+from tracker.db.types import JSONText
+from tracker.errors import InvalidArgumentError, UnknownExperimentError
+from tracker.store.clauses import (
+    EXPERIMENTS,
+    KEYS,
+    PARAMS,
+    RUN_METRICS,
+    RUN_STATUSES,
+    RUNS,
+    TAGS,
+    GlobMatch,
+    maximised,
+)
+from tracker.store.names import asked_key, logged_key, shown_key
 
 if TYPE_CHECKING:
     from tracker.store.base import AnySelect
 
-RUN_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
-
-RUNS = table(
-    "runs",
-    *(column(c, SafeString()) if c in ("name", "model_name") else column(c)
-      for c in ("id", "name", "status", "started_at", "ended_at", "model_name", "param_count",
-                "host", "pid", "phase_count", "epoch_count", "heartbeat_at")),
-)
-PARAMS = table("params", column("run_id"), column("key", SafeString()), column("value"))
-TAGS = table("tags", column("run_id"), column("key", SafeString()), column("value", SafeText()))
-RUN_METRICS = table(
-    "run_metrics",
-    *(column(c) for c in ("run_id", "key_id", "best_min", "best_min_epoch", "best_max", "best_max_epoch",
-                          "final", "final_epoch", "epochs")),
-)
-KEYS = table("keys", column("id"), column("name", SafeString()))
 Run = RUNS.c
 
-__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement", "check_metric_key", "RUNS", "PARAMS", "TAGS", "RUN_METRICS", "KEYS", "RUN_STATUSES"]
-
-_MAXIMISED = re.compile(r"acc|auc|precision|recall|f1|iou|r2|top_k|dice|map|score", re.IGNORECASE)
-
-
-def maximised(key: Any) -> bool:
-    """True if a larger value of ``key`` is better (accuracy, AUC, recall...).
-
-    Anything that is not a string (a missing monitor read as NaN) is minimised.
-    """
-    return isinstance(key, str) and bool(_MAXIMISED.search(key.removeprefix("val_")))
-
+__all__ = ["SortOrder", "parse_sort", "filter_runs", "maximised", "runs_statement", "check_metric_key",
+           "check_experiment", "in_view", "GlobMatch", "RUNS", "PARAMS", "TAGS", "RUN_METRICS", "KEYS", "EXPERIMENTS",
+           "RUN_STATUSES"]
 
 @dataclass
 class SortOrder:
@@ -86,7 +72,8 @@ def parse_sort(sort: str | None) -> SortOrder:
         key, mode = rest, None
         if rest.endswith((":min", ":max")):
             key, mode = rest[:-4], rest[-3:]
-        descending = mode == "max" if mode else maximised(key)
+        key = asked_key(key)  # by its shown name (tracker.store.names)
+        descending = mode == "max" if mode else maximised(logged_key(key))
         return SortOrder(key=key, kind=kind, descending=descending)
     raise InvalidArgumentError(
         f"Unknown sort {sort!r}; use started_at, -started_at, name, best:KEY or final:KEY "
@@ -94,9 +81,13 @@ def parse_sort(sort: str | None) -> SortOrder:
     )
 
 
-def _like(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+def in_view(deleted: bool = False) -> Any:
+    """The ids of the runs in view (``deleted=True``: of the runs in the trash), as a subquery.
+
+    For aggregates over runs that do not go through ``filter_runs`` (the
+    keys ``run_metrics`` knows, the stoppers' monitors): ``x.run_id.in_(in_view())``.
+    """
+    return select(Run.id).where(Run.deleted_at.is_not(None) if deleted else Run.deleted_at.is_(None))
 
 
 def filter_runs(
@@ -107,12 +98,30 @@ def filter_runs(
     tags: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     run_ids: Sequence[str] | None = None,
+    experiment: str | None = None,
+    deleted: bool = False,
+    where: str | None = None,
 ) -> AnySelect:
     """Add WHERE clauses for the ``Store.runs`` filters.
 
+    Runs in the trash (``tracker delete``) are always left out, unless
+    ``deleted`` is True, which keeps only them: every listing built on this
+    (the runs, the overview, the dashboard, export) inherits it. ``where`` is
+    a filter expression (``tracker.store.where``); one that names ``status``
+    adds the columns ``where_if_running`` and ``where_if_crashed`` (see
+    ``tracker.store.where_sql.keep_decided``).
+
     Raises:
-        ValueError: a status is not a known run status.
+        ValueError: a status is not a known run status, or ``where`` cannot be read.
     """
+    stmt = stmt.where(Run.deleted_at.is_not(None) if deleted else Run.deleted_at.is_(None))
+    if where is not None:
+        from tracker.store.where_sql import compile_where
+
+        compiled = compile_where(where)
+        stmt = stmt.where(compiled.clause)
+        if compiled.decided:
+            stmt = stmt.add_columns(*compiled.decided)
     if status is not None:
         wanted = [status] if isinstance(status, str) else list(status)
         unknown = [s for s in wanted if s not in RUN_STATUSES]
@@ -128,14 +137,17 @@ def filter_runs(
         stmt = stmt.where(Run.id.in_(list(run_ids)))
     if name is not None:
         if "*" in name or "?" in name:
-            stmt = stmt.where(Run.name.like(_like(name), escape="\\"))
+            stmt = stmt.where(GlobMatch(Run.name, name))
         else:
             stmt = stmt.where(Run.name == name)
+    if experiment is not None:
+        stmt = stmt.where(Run.experiment_id == select(EXPERIMENTS.c.id).where(EXPERIMENTS.c.name == experiment)
+                          .scalar_subquery())
     tag, param = TAGS.c, PARAMS.c
     for key, value in (tags or {}).items():
         stmt = stmt.where(exists(select(tag.run_id).where(and_(tag.run_id == Run.id, tag.key == key, tag.value == value))))
     for key, value in (params or {}).items():
-        text = json.dumps(value, ensure_ascii=False, default=repr)  # as tracker.db.tables.JSONText writes it
+        text = JSONText().process_bind_param(value, None)  # as the params table stores it
         stmt = stmt.where(
             exists(select(param.run_id).where(and_(param.run_id == Run.id, param.key == key, param.value == text)))
         )
@@ -151,8 +163,21 @@ def runs_statement(
     sort: str | None = None,
     limit: int | None = None,
     run_ids: Sequence[str] | None = None,
+    experiment: str | None = None,
+    deleted: bool = False,
+    where: str | None = None,
 ) -> tuple[AnySelect, SortOrder]:
-    """The SELECT behind ``Store.runs`` (see there), shared with the CLI's fast path."""
+    """The SELECT behind ``Store.runs`` (see there), shared with the CLI's fast path.
+
+    With ``deleted``, the runs in the trash instead, with a ``deleted_at`` column.
+
+    Raises:
+        InvalidArgumentError: ``limit`` is not a positive integer, or a filter or the sort is not understood.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
+        raise InvalidArgumentError(
+            f"The limit must be a positive number of runs, not {limit!r}; leave it out to list every run."
+        )
     stmt: AnySelect = select(
         Run.id.label("run_id"),
         Run.name,
@@ -166,8 +191,12 @@ def runs_statement(
         Run.phase_count.label("phases"),
         Run.epoch_count.label("epochs"),
         Run.heartbeat_at,
+        select(EXPERIMENTS.c.name).where(EXPERIMENTS.c.id == Run.experiment_id).scalar_subquery().label("experiment"),
     )
-    stmt = filter_runs(stmt, status=status, name=name, tags=tags, params=params, run_ids=run_ids)
+    if deleted:
+        stmt = stmt.add_columns(Run.deleted_at)
+    stmt = filter_runs(stmt, status=status, name=name, tags=tags, params=params, run_ids=run_ids, experiment=experiment,
+                       deleted=deleted, where=where)
     order = parse_sort(sort)
     if order.key is None:
         stmt = stmt.order_by(*order.columns)
@@ -175,7 +204,7 @@ def runs_statement(
         metric = RUN_METRICS.alias("sort_metric")
         value = metric.c[order.value_column]
         epoch = metric.c[order.value_column + "_epoch"]
-        key_id = select(KEYS.c.id).where(KEYS.c.name == order.key).scalar_subquery()
+        key_id = select(KEYS.c.id).where(KEYS.c.name == logged_key(order.key)).scalar_subquery()
         stmt = (
             stmt.add_columns(value.label(order.key), epoch.label(f"{order.key}_epoch"))
             .outerjoin_from(RUNS, metric, and_(metric.c.run_id == Run.id, metric.c.key_id == key_id))
@@ -186,21 +215,29 @@ def runs_statement(
     return stmt, order
 
 
-def check_metric_key(conn: Any, key: str | None, *, option: str) -> None:
+def check_metric_key(conn: Any, key: str | None, *, option: str, deleted: bool = False) -> None:
     """Refuse an epoch key that no run logged as a number, naming the keys that are known.
 
     Args:
         conn: A connection to the database.
         key: The key asked for (``val_loss``); None passes.
         option: How the user gave it, for the message (``--sort best:val_los``).
+        deleted: Look at the runs in the trash instead of the runs in view.
 
     Raises:
         InvalidArgumentError: no run has the key (when any run has keys at all).
     """
     if key is None:
         return
-    known = sorted(n for (n,) in conn.execute(
-        select(KEYS.c.name).where(KEYS.c.id.in_(select(RUN_METRICS.c.key_id).distinct()))
+    key = asked_key(key)
+    logged = conn.execute(select(KEYS.c.id).where(KEYS.c.name == logged_key(key), exists(
+        select(RUN_METRICS.c.key_id).where(RUN_METRICS.c.key_id == KEYS.c.id,
+                                            RUN_METRICS.c.run_id.in_(in_view(deleted)))))).first()
+    if logged is not None:  # the common case, without listing every key of every run
+        return
+    known = sorted(shown_key(n) for (n,) in conn.execute(
+        select(KEYS.c.name).where(KEYS.c.id.in_(
+            select(RUN_METRICS.c.key_id).where(RUN_METRICS.c.run_id.in_(in_view(deleted))).distinct()))
     ))
     if not known or key in known:
         return
@@ -210,3 +247,25 @@ def check_metric_key(conn: Any, key: str | None, *, option: str) -> None:
     hint = f" Did you mean {close[0]!r}?" if close else ""
     shown = ", ".join(known[:40]) + (f" and {len(known) - 40} more" if len(known) > 40 else "")
     raise InvalidArgumentError(f"No run logged {key!r} ({option}); the epoch keys are: {shown}.{hint}")
+
+
+def check_experiment(conn: Any, name: str | None) -> None:
+    """Refuse an experiment name no run is in, naming the close ones.
+
+    Raises:
+        UnknownExperimentError: no experiment has the name (None passes).
+    """
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise UnknownExperimentError(f"An experiment is named by a string, not {name!r}.")
+    known = sorted(n for (n,) in conn.execute(select(EXPERIMENTS.c.name)))
+    if name in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    if not known:
+        raise UnknownExperimentError(f"No experiment is named {name!r}: this database has no experiments yet.")
+    raise UnknownExperimentError(f"No experiment is named {name!r}; 'tracker experiments' lists them.{hint}")

@@ -24,7 +24,7 @@ class Progress:
     """The run's latest ``fit``, ``evaluate`` or ``predict`` call and how far it got.
 
     Attributes:
-        phase_seq: The call's sequence number within the run.
+        phase_seq: The phase's sequence number among the run's phases (validation passes included).
         phase: Its kind (``fit``, ``evaluate``, ``predict``).
         status: ``running``, ``finished``, ``failed`` or ``interrupted``.
         started_at: When it began (UTC).

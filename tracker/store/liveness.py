@@ -14,10 +14,11 @@ Nothing is written: the status is worked out each time runs are read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+
+import psutil
 
 from tracker.db.engine import host_name
 
@@ -39,36 +40,28 @@ def _utc_seconds(value: Any) -> float | None:
 
 
 def pid_alive(pid: int, started_at: Any = None) -> bool:
-    """True if ``pid`` is a live process that could have started the run."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """True if ``pid`` is a live process that could have started the run.
+
+    Read through psutil: a process of another user, which may not be
+    signalled, is alive too, unless psutil shows it a zombie or younger than
+    the run (a reused pid). A process psutil may not inspect at all counts
+    as alive.
+    """
+    if pid <= 0:
         return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        if fields[0] in ("Z", "X"):
+        process = psutil.Process(pid)
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             return False  # a zombie: dead, not yet reaped
-        start = _process_start(int(fields[19]))
-        run_start = _utc_seconds(started_at)
-        if start is not None and run_start is not None and start > run_start + 2.0:
-            return False  # the pid was reused by a younger process
-    except (OSError, IndexError, ValueError):
-        pass  # no /proc here: trust os.kill
+        start = process.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # alive, but not ours to inspect
+    run_start = _utc_seconds(started_at)
+    if run_start is not None and start > run_start + 2.0:
+        return False  # the pid was reused by a younger process
     return True
-
-
-def _process_start(ticks: int) -> float | None:
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
-    except (OSError, StopIteration, ValueError):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def effective_status(

@@ -34,6 +34,9 @@ from tracker.errors import InvalidArgumentError
 from tracker.status import PhaseKind
 from tracker.store.base import PLAIN, decode_numbers, int_columns
 from tracker.store.bulk import driver_rows
+from tracker.store.filters import in_view
+from tracker.store.names import shown_key
+from tracker.store.runs import add_call, call_numbers
 
 __all__ = ["epochs_frame", "batches_frame", "batch_curves", "BatchCurves", "evaluations_frame", "PHASES", "META_COLUMNS"]
 
@@ -46,9 +49,14 @@ PHASES = tuple(k.value for k in PhaseKind)
 #: The columns of epoch, batch and evaluation frames that are not logged keys
 #: (shared by the reports, the plots and the views).
 META_COLUMNS = (
-    "run_id", "phase", "phase_seq", "epoch", "batch", "step", "elapsed", "started_at", "ended_at", "redone",
+    "run_id", "phase", "phase_seq", "call", "epoch", "batch", "step", "elapsed", "started_at", "ended_at", "redone",
     "superseded", "status",
 )
+
+
+def _named(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """``(owner, key, value, bits, text)`` rows with each key under its shown name (``tracker.store.names``)."""
+    return [(r[0], shown_key(r[1]), *r[2:]) for r in rows]
 
 
 def _columns(n: int, cells: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -136,13 +144,13 @@ def epochs_frame(engine: Engine, run_id: str, *, tidy: bool = False, attempts: b
         ids = [r.id for r in rows]
         long: list[Any] = []
         for i in range(0, len(ids), 900):
-            long.extend(
+            long.extend(_named(
                 conn.execute(
                     select(EpochValue.epoch_id, Key.name, EpochValue.value, EpochValue.bits, EpochValue.text)
                     .join(Key, Key.id == EpochValue.key_id)
                     .where(EpochValue.epoch_id.in_(ids[i : i + 900]))
                 ).all()
-            )
+            ))
     meta = pd.DataFrame(
         {
             "phase": PhaseKind.FIT.value,
@@ -155,6 +163,7 @@ def epochs_frame(engine: Engine, run_id: str, *, tidy: bool = False, attempts: b
     )
     if attempts:
         meta["superseded"] = [bool(r.superseded) for r in rows]
+    add_call(meta, call_numbers(engine, [run_id]), run_id)
     row_of = {epoch_id: i for i, epoch_id in enumerate(ids)}
     return _tidy(meta, row_of, long, run_id) if tidy else _widen(meta, row_of, long)
 
@@ -224,10 +233,11 @@ def batches_frame(engine: Engine, run_id: str, phase: str, *, tidy: bool = False
             "elapsed": np.array(elapsed, dtype=np.float64) / 1e6,
         }
     )
+    add_call(meta, call_numbers(engine, [run_id]), run_id)
     cells = _packed_cells(keyset_col, vals, keysets)
     row_of = {(int(p), s): i for i, (p, s) in enumerate(zip(phase_ids, steps))} if (extras or tidy) else {}
     long: list[tuple[Any, str, Any, Any, Any]] = [
-        ((e.phase_id, e.step), e.name, e.value, e.bits, e.text) for e in extras
+        ((e.phase_id, e.step), shown_key(e.name), e.value, e.bits, e.text) for e in extras
     ]
     if tidy:
         for key, (rows_k, floats, _) in cells.items():
@@ -259,7 +269,7 @@ def _keyset_names(conn: Any, keyset_ids: set[int]) -> dict[int, list[str]]:
         for keyset_id, key_ids in conn.execute(
             select(KeySet.id, KeySet.key_ids).where(KeySet.id.in_(sorted(keyset_ids)))
         ):
-            keysets[keyset_id] = [names[int(k)] for k in key_ids.split(",")]
+            keysets[keyset_id] = [shown_key(names[int(k)]) for k in key_ids.split(",")]
     return keysets
 
 
@@ -372,17 +382,19 @@ def evaluations_frame(engine: Engine, run_ids: Sequence[str] | None) -> pd.DataF
         )
         if run_ids is not None:
             stmt = stmt.where(Phase.run_id.in_(list(run_ids)))
+        else:  # every run in view: never a deleted run's
+            stmt = stmt.where(Phase.run_id.in_(in_view()))
         rows = conn.execute(stmt.order_by(Phase.run_id, Phase.seq)).all()
         ids = [r.id for r in rows]
         long: list[Any] = []
         for i in range(0, len(ids), 900):
-            long.extend(
+            long.extend(_named(
                 conn.execute(
                     select(PhaseValue.phase_id, Key.name, PhaseValue.value, PhaseValue.bits, PhaseValue.text)
                     .join(Key, Key.id == PhaseValue.key_id)
                     .where(PhaseValue.phase_id.in_(ids[i : i + 900]))
                 ).all()
-            )
+            ))
     meta = pd.DataFrame(
         {
             "run_id": pd.Series([r.run_id for r in rows], dtype="object"),
@@ -391,5 +403,6 @@ def evaluations_frame(engine: Engine, run_ids: Sequence[str] | None) -> pd.DataF
             "ended_at": pd.to_datetime(pd.Series([r.ended_at for r in rows], dtype=object)),
         }
     )
+    add_call(meta, call_numbers(engine, run_ids), None)
     frame = _widen(meta, {phase_id: i for i, phase_id in enumerate(ids)}, long)
     return int_columns(frame, [])

@@ -18,25 +18,30 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tracker.errors import UnknownRunError
+from tracker.errors import InvalidArgumentError, UnknownRunError
 from tracker.store.liveness import HEARTBEAT_TIMEOUT
+from tracker.manage import RunManager
 from tracker.ui.data import BadRequest, Dashboard
+from tracker.ui.editing import EditGate, edit_routes, new_token
+from tracker.ui.experiment import UnknownExperiment, curves_answer, sweep_answer
 from tracker.ui.jsonable import dumps
-from tracker.ui.page import server_page
+from tracker.ui.page import bundle, server_page
+from tracker.ui.system import system_answer
+from tracker.views.terminal import printable
 
-__all__ = ["create_app", "STATIC", "LOCAL_HOSTS"]
+__all__ = ["create_app", "STATIC", "LOCAL_HOSTS", "HostGuard", "host_of"]
 
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: Host headers accepted when the server listens on a loopback address.
-LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1"]
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -88,6 +93,50 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def host_of(header: str | None) -> str | None:
+    """The host of a ``Host`` header, lowercased, without its port or IPv6 brackets; None if malformed."""
+    if not header:
+        return None
+    header = header.strip().lower()
+    if header.startswith("["):
+        end = header.find("]")
+        rest = header[end + 1:]
+        return header[1:end] if end > 1 and (not rest or rest[:1] == ":" and rest[1:].isdigit()) else None
+    name, sep, port = header.partition(":")
+    return name if name and (not sep or port.isdigit()) and ":" not in port else None
+
+
+class HostGuard:
+    """ASGI middleware answering only requests whose ``Host`` names this server (a guard against DNS rebinding).
+
+    A host is accepted if it is one of ``allowed`` (case-insensitive; ``*``
+    accepts any) or is the very address the connection came in on (a
+    browser that typed the server's IP address). Anything else gets a JSON
+    400: a page on another site that rebinds its own name to this machine
+    sends that name.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], allowed: list[str]) -> None:
+        self.app = app
+        self.any = "*" in allowed
+        self.allowed = {h.strip().lower().strip("[]").rstrip(".") for h in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = host_of(Headers(scope=scope).get("host"))
+        server = scope.get("server")
+        local = str(server[0]).lower() if server else None
+        if host is not None and (host in self.allowed or host == local):
+            await self.app(scope, receive, send)
+            return
+        shown = "no Host header" if host is None else f"the host {host[:80]!r}"
+        message = (f"This dashboard answers only to its own address and names, not to {shown}; "
+                   "start it with --allow-host NAME to add a name.")
+        await _error(400, message)(scope, receive, send)
+
+
 def _query_int(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -105,15 +154,23 @@ def _query_text(request: Request, name: str) -> str | None:
 
 
 def create_app(
-    db: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT, allowed_hosts: list[str] | None = None
+    db: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT, allowed_hosts: list[str] | None = None,
+    edit: bool = False,
 ) -> Starlette:
-    """Return the dashboard app for one database, opened read-only.
+    """Return the dashboard app for one database, opened read-only (unless ``edit``).
 
     Args:
         db: A file path or an SQLAlchemy URL.
         heartbeat_timeout: See ``tracker.Store``. Default 120.
-        allowed_hosts: Host headers to answer (a guard against DNS
-            rebinding). Default ``LOCAL_HOSTS``; ``["*"]`` answers any.
+        allowed_hosts: Host names to answer, besides the address each
+            request came in on (a guard against DNS rebinding; see
+            ``HostGuard`` and ``tracker.ui.server.allowed_hosts``). Default
+            ``LOCAL_HOSTS``; ``["*"]`` answers any.
+        edit: Let the page rename runs, set tags and notes, and move runs to
+            the trash, through ``tracker.RunManager`` (see
+            ``tracker.ui.editing`` for what a request needs: this server's
+            token and its own origin). Default False: every edit request is
+            refused.
 
     Raises:
         DatabaseError: the database cannot be read (one sentence; an older
@@ -126,9 +183,22 @@ def create_app(
         ```
     """
     data = Dashboard(db, heartbeat_timeout=heartbeat_timeout)
+    gate = EditGate(new_token() if edit else None)
+    managers: list[RunManager] = []
+    if edit:  # opened now: a database that cannot be written is one sentence at start-up
+        managers.append(RunManager(db, heartbeat_timeout=heartbeat_timeout))
 
     def page(request: Request) -> Response:
-        return HTMLResponse(server_page())
+        return HTMLResponse(server_page(gate.token))
+
+    def static_bundle(request: Request) -> Response:
+        name = "bundle-" + request.path_params["rest"]
+        kind = name.rpartition(".")[2]
+        if kind not in ("js", "css") or name != f"bundle-{bundle(kind)[1]}.{kind}":
+            raise HTTPException(404, "no such file")
+        media = "text/javascript" if kind == "js" else "text/css"
+        return Response(bundle(kind)[0], media_type=f"{media}; charset=utf-8",
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     def api_runs(request: Request) -> Response:
         text = data.runs_json(
@@ -136,8 +206,34 @@ def create_app(
             status=_query_text(request, "status"),
             name=_query_text(request, "name"),
             limit=_query_int(request, "limit", None),
+            experiment=_query_text(request, "experiment"),
         )
         return Response(text, media_type="application/json")
+
+    def api_table(request: Request) -> Response:
+        order = _query_text(request, "order") or "desc"
+        if order not in ("asc", "desc"):
+            raise BadRequest("order must be asc or desc.")
+        text = data.table(
+            where=request.query_params.get("where") or None, status=_query_text(request, "status"),
+            experiment=_query_text(request, "experiment"), metric=_query_text(request, "metric"),
+            sort=_query_text(request, "sort") or "started_at", descending=order == "desc",
+            offset=_query_int(request, "offset", 0) or 0, limit=_query_int(request, "limit", 100) or 0,
+            since=_query_text(request, "since"),
+        )
+        return Response(text, media_type="application/json")
+
+    def api_run_keys(request: Request) -> Response:
+        return JSON({"keys": data.keys(request.path_params["run_id"])})
+
+    def api_curves(request: Request) -> Response:
+        keys = request.query_params.getlist("key")
+        if any(len(k) > 500 or "\x00" in k for k in keys):
+            raise BadRequest("a key is too long or holds a NUL character.")
+        return JSON(data.curves(request.path_params["run_id"], keys or None))
+
+    def api_experiments(request: Request) -> Response:
+        return JSON({"experiments": data.experiments()})
 
     def api_keys(request: Request) -> Response:
         return JSON({"keys": data.metric_keys(), "database": data.name})
@@ -153,8 +249,21 @@ def create_app(
         points = _query_int(request, "points", 2000)
         return JSON(data.batches(request.path_params["run_id"], phase=phase, points=points or 0))
 
+    def api_system(request: Request) -> Response:
+        return JSON(system_answer(data.store, data.check_run(request.path_params["run_id"])))
+
     def api_compare(request: Request) -> Response:
         return JSON(data.compare(request.query_params.getlist("run")))
+
+    def api_sweep(request: Request) -> Response:
+        fanova = request.query_params.get("fanova") in ("1", "true")
+        return Response(sweep_answer(data.store, _query_text(request, "experiment"),
+                                     metric=_query_text(request, "metric"), fanova=fanova),
+                        media_type="application/json")
+
+    def api_sweep_curves(request: Request) -> Response:
+        return Response(curves_answer(data.store, _query_text(request, "experiment"),
+                                      metric=_query_text(request, "metric")), media_type="application/json")
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -165,38 +274,51 @@ def create_app(
         return HTMLResponse(f"<!doctype html><title>{status}</title><p>{status}: not found. "
                             f"<a href=\"/\">Runs</a></p>", status_code=status)
 
-    async def on_unknown_run(request: Request, exc: Exception) -> Response:
+    async def on_not_found(request: Request, exc: Exception) -> Response:
         return _error(404, str(exc))
 
     async def on_bad_request(request: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
 
     async def on_crash(request: Request, exc: Exception) -> Response:
-        logger.exception("tracker ui: %s %s failed", request.method, request.url.path)
+        # The path is the client's: escaped, so no request can write escapes to the server's terminal.
+        logger.exception("tracker ui: %s %s failed", request.method, printable(request.url.path))
         return _error(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
     routes = [
         Route("/", page),
         Route("/runs/{run_id}", page),
         Route("/compare", page),
+        Route("/experiments/{name:path}", page),
         Route("/api/runs", api_runs),
         Route("/api/keys", api_keys),
+        Route("/api/table", api_table),
+        Route("/api/experiments", api_experiments),
         Route("/api/compare", api_compare),
+        Route("/api/sweep", api_sweep),
+        Route("/api/sweep/curves", api_sweep_curves),
         Route("/api/runs/{run_id}", api_run),
         Route("/api/runs/{run_id}/epochs", api_epochs),
+        Route("/api/runs/{run_id}/keys", api_run_keys),
+        Route("/api/runs/{run_id}/curves", api_curves),
         Route("/api/runs/{run_id}/batches", api_batches),
+        Route("/api/runs/{run_id}/system", api_system),
+        *edit_routes(gate, lambda: managers[0]),
+        Route("/static/bundle-{rest:str}", static_bundle),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS),
+            Middleware(HostGuard, allowed=allowed_hosts or LOCAL_HOSTS),
         ],
         exception_handlers={
             HTTPException: on_http_error,
-            UnknownRunError: on_unknown_run,
+            UnknownRunError: on_not_found,
+            UnknownExperiment: on_not_found,
             BadRequest: on_bad_request,
+            InvalidArgumentError: on_bad_request,
             Exception: on_crash,
         },
     )

@@ -4,8 +4,10 @@ All reads go through ``tracker.Store``, opened read-only (never created,
 upgraded or written), and, for the runs table, through
 ``tracker.store.overview`` (see ``tracker.ui.listing``). No SQL is built
 here. In the JSON API, as everywhere in the tracker, ``phase`` is the phase
-kind (``fit``, ``validation``, ``evaluate``, ``predict``) and ``phase_seq``
-its sequence number within the run.
+kind (``fit``, ``validation``, ``evaluate``, ``predict``), ``phase_seq``
+its sequence number among all the run's phases (validation passes
+included), and ``call`` the number of the call among the run's calls of
+that kind (``tracker.store.runs.call_numbers``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracker.db.engine import describe
-from tracker.errors import UnknownRunError
+from tracker.db.engine import display_name
+from tracker.errors import DeletedRunError, UnknownExperimentError, UnknownRunError
 from tracker.store.filters import RUN_STATUSES
 from tracker.store.liveness import HEARTBEAT_TIMEOUT
-from tracker.store.series import BatchCurves
+from tracker.store.names import asked_key
+from tracker.store.series import META_COLUMNS, BatchCurves
 from tracker.store.store import Store
 from tracker.ui.downsample import downsample
 from tracker.ui.jsonable import frame_records, jsonable
@@ -34,8 +37,9 @@ __all__ = ["Dashboard", "RUN_ID", "EPOCH_META", "BATCH_PHASES", "BadRequest", "b
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 #: Members of an epoch object that are not logs keys (``Store.epochs``' first
-#: columns). A logs key with one of these names is given as ``log:NAME``.
-EPOCH_META = ("phase", "phase_seq", "epoch", "started_at", "ended_at", "redone")
+#: columns). A logs key with one of these names, as with any reserved name
+#: (``tracker.store.names``), is given as ``log:NAME``.
+EPOCH_META = ("phase", "phase_seq", "call", "epoch", "started_at", "ended_at", "redone")
 
 #: Phase kinds whose batch curves the API serves.
 BATCH_PHASES = ("fit", "validation", "evaluate")
@@ -83,7 +87,7 @@ class Dashboard:
     def __init__(self, db: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
         self.store = Store(db, heartbeat_timeout=heartbeat_timeout)
         self.engine = self.store.engine
-        self.name = describe(self.store.url)
+        self.name = display_name(self.store.url)
 
     # -- run ids -------------------------------------------------------------
 
@@ -91,12 +95,15 @@ class Dashboard:
         """Return ``run_id`` if it is a full run id in the database.
 
         Raises:
+            DeletedRunError: the run is in the trash (the message says how to undelete it).
             UnknownRunError: it is not 32 hex digits, or no run has it.
         """
         if not RUN_ID.fullmatch(run_id):
             raise UnknownRunError(f"{run_id[:40]!r} is not a run id (32 hex digits).")
         try:
             found = self.store.resolve(run_id)
+        except DeletedRunError:
+            raise
         except UnknownRunError:
             found = None
         if found != run_id:
@@ -109,12 +116,23 @@ class Dashboard:
         """Return every numeric epoch key any run logged, sorted (``Store.metric_keys``)."""
         return self.store.metric_keys()
 
+    def experiments(self) -> list[dict[str, Any]]:
+        """Return one JSON-ready object per experiment, by name: ``Store.experiments``' columns
+        (times as ISO 8601 UTC, NaN and ±inf as strings)."""
+        from tracker.store.experiments import EXPERIMENT_COLUMNS, experiments_rows
+        from tracker.views.tables import iso_utc
+
+        rows = experiments_rows(self.engine, heartbeat_timeout=self.store.heartbeat_timeout)
+        return [jsonable({c: iso_utc(v) if c.endswith("_at") else v for c, v in zip(EXPERIMENT_COLUMNS, row)})
+                for row in rows]
+
     def runs(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
-             limit: int | None = None, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+             limit: int | None = None, run_ids: Sequence[str] | None = None,
+             experiment: str | None = None) -> list[dict[str, Any]]:
         """Return one JSON-ready object per run, newest first: ``runs_json`` as the pages see it.
 
         Members: ``run_id``, ``name``, ``status`` (running, finished, failed,
-        interrupted, crashed), ``started_at``, ``ended_at``, ``duration_s``
+        interrupted, pruned, crashed), ``started_at``, ``ended_at``, ``duration_s``
         (null while running), ``epochs``, ``phases``, ``params`` (only the
         params whose values differ between the listed runs; null where a run
         lacks one), ``metric``, ``best`` and ``best_epoch`` (of ``metric``,
@@ -125,10 +143,12 @@ class Dashboard:
         Raises:
             BadRequest: see ``runs_json``.
         """
-        return json.loads(self.runs_json(metric=metric, status=status, name=name, limit=limit, run_ids=run_ids))
+        return json.loads(self.runs_json(metric=metric, status=status, name=name, limit=limit, run_ids=run_ids,
+                                         experiment=experiment))
 
     def runs_json(self, *, metric: str | None = None, status: str | None = None, name: str | None = None,
-                  limit: int | None = None, run_ids: Sequence[str] | None = None) -> bytes:
+                  limit: int | None = None, run_ids: Sequence[str] | None = None,
+                  experiment: str | None = None) -> bytes:
         """Return the ``/api/runs`` answer, the objects of ``runs``, as UTF-8 JSON.
 
         Args:
@@ -138,34 +158,106 @@ class Dashboard:
             name: Only runs with this name (``*`` and ``?`` are wildcards).
             limit: At most this many runs (the newest). Default all.
             run_ids: Only these runs (params differ among them). Default all.
+            experiment: Only the runs of this experiment. Default all.
 
         Raises:
             BadRequest: ``metric`` is not a logged key, ``status`` is not a
-                status, or ``limit`` is below 1.
+                status, ``limit`` is below 1, or no experiment is named ``experiment``.
         """
-        if metric is not None and metric not in self.metric_keys():
+        if metric is not None and asked_key(metric) not in self.metric_keys():
             raise BadRequest(f"metric {metric[:80]!r} is not a logged epoch key; GET /api/keys lists them.")
         if limit is not None and limit < 1:
             raise BadRequest("limit must be a positive integer.")
         if status is not None and status not in RUN_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}, not {status[:40]!r}.")
-        return runs_json(self.engine, metric=metric, status=status, name=name, limit=limit, run_ids=run_ids,
-                         heartbeat_timeout=self.store.heartbeat_timeout)
+        try:
+            return runs_json(self.engine, metric=metric, status=status, name=name, limit=limit, run_ids=run_ids,
+                             experiment=experiment, heartbeat_timeout=self.store.heartbeat_timeout)
+        except UnknownExperimentError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def table(self, *, where: str | None = None, status: str | None = None, experiment: str | None = None,
+              metric: str | None = None, sort: str = "started_at", descending: bool = True, offset: int = 0,
+              limit: int = 100, since: str | None = None) -> bytes:
+        """Return one page of the runs table as UTF-8 JSON (``tracker.ui.table.runs_page``).
+
+        Args:
+            where: A filter expression (``tracker.store.where``). Default all runs.
+            status: Only runs with this status. Default all.
+            experiment: Only the runs of this experiment. Default all.
+            metric: The key of the ``best`` column. Default as ``runs_json``.
+            sort: ``started_at`` (default), ``name``, ``status``, ``duration``,
+                ``epochs``, ``best``, ``stopped_epoch``, ``restored_epoch``,
+                ``experiment`` or ``param:NAME``.
+            descending: Largest first (default True); runs without a value last either way.
+            offset: Runs to skip. Default 0.
+            limit: Runs in the page, 1 to 1000. Default 100.
+            since: The ``version`` of the page shown: while nothing changed
+                and no run is running, the answer is ``{"unchanged": true}``.
+
+        Raises:
+            BadRequest: any of these is not valid, or the filter cannot be
+                read (its one sentence says where).
+        """
+        from tracker.errors import InvalidArgumentError
+        from tracker.ui.table import SORTS, runs_page
+
+        if not (sort in SORTS or (sort.startswith("param:") and len(sort) > 6)):
+            raise BadRequest(f"sort must be one of {', '.join(SORTS)} or param:NAME, not {sort[:40]!r}.")
+        if not 1 <= limit <= 1000:
+            raise BadRequest("limit must be between 1 and 1000.")
+        if status is not None and status not in RUN_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}, not {status[:40]!r}.")
+        if metric is not None and asked_key(metric) not in self.metric_keys():
+            raise BadRequest(f"metric {metric[:80]!r} is not a logged epoch key; GET /api/keys lists them.")
+        try:
+            return runs_page(self.engine, where=where, status=status, experiment=experiment, metric=metric, sort=sort,
+                             descending=descending, offset=offset, limit=limit, since=since,
+                             heartbeat_timeout=self.store.heartbeat_timeout)
+        except InvalidArgumentError as exc:
+            raise BadRequest(str(exc)) from None
 
     # -- one run -------------------------------------------------------------
+
+    def keys(self, run_id: str) -> list[str]:
+        """Return the run's numeric epoch keys by shown name, sorted (``tracker.ui.curves.run_keys``).
+
+        Raises:
+            UnknownRunError: no run has this id.
+        """
+        from tracker.ui.curves import run_keys
+
+        return run_keys(self.engine, self.check_run(run_id))
+
+    def curves(self, run_id: str, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """Return the run's epochs as columns with the values of ``keys`` (``tracker.ui.curves.epoch_curves``).
+
+        Raises:
+            UnknownRunError: no run has this id.
+            BadRequest: more than ``MAX_KEYS`` keys.
+        """
+        from tracker.ui.curves import MAX_KEYS, epoch_curves
+
+        if keys is not None and len(keys) > MAX_KEYS:
+            raise BadRequest(f"ask for at most {MAX_KEYS} keys at once, not {len(keys)}.")
+        return epoch_curves(self.engine, self.check_run(run_id), keys)
 
     def run(self, run_id: str) -> dict[str, Any]:
         """Return everything about one run except its curves, JSON-ready.
 
         Members: ``run`` (id, name, status, times, host, pid, versions,
         model and parameter counts, error), ``params``, ``tags``, ``phases``
-        (one per fit/evaluate/predict call: ``phase``, ``phase_seq``,
-        ``status``, times, ``initial_epoch``, counts, ``error``, and for an
-        evaluate ``results``, its logs), ``metrics`` (best/final per key),
+        (one per fit/evaluate/predict call: ``phase``, ``phase_seq``, ``call``,
+        ``status``, times, ``initial_epoch``, counts, ``error``,
+        ``final_weights``, and for an evaluate ``results``, its logs), ``metrics`` (best/final per key),
         ``lr_series`` (phase start and per-epoch points; per-batch points are
         left out), ``lr_changes``, ``early_stops``, ``restores``,
-        ``model_config``, ``fits`` (per fit: ``phase_seq``,
-        ``optimizer_config``, ``keras_params``).
+        ``model_config``, ``fits`` (per fit: ``phase_seq``, ``call``,
+        ``optimizer_config``, ``keras_params``), ``checkpoints`` (every save
+        and skipped epoch, ``Store.checkpoints`` without the run's id and
+        name), ``started_from`` (``{"run_id", "epoch"}`` or null) and
+        ``lineage`` (``Store.lineage``: the runs it started from and those
+        started from it).
 
         Raises:
             UnknownRunError: no run has this id.
@@ -192,12 +284,15 @@ class Dashboard:
             "restores": frame_records(summary["restores"]),
             "model_config": jsonable(configs["model_config"]),
             "fits": jsonable(configs["fits"]),
+            "checkpoints": frame_records(summary["checkpoints"].drop(columns=["run_id", "name"])),
+            "started_from": jsonable(summary["started_from"]),
+            "lineage": frame_records(self.store.lineage(run_id)),
         }
 
     @staticmethod
     def _results(evaluations: pd.DataFrame) -> dict[int, dict[str, Any]]:
         """Each evaluate call's logs by ``phase_seq``: the keys it logged, exact."""
-        keys = [c for c in evaluations.columns if c not in ("run_id", "phase_seq", "status", "ended_at")]
+        keys = [c for c in evaluations.columns if c not in META_COLUMNS]
         out = {}
         for i, seq in enumerate(evaluations["phase_seq"].tolist()):
             cells = {k: evaluations[k].iloc[i] for k in keys}
@@ -206,8 +301,9 @@ class Dashboard:
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """Return one object per finished epoch: ``phase`` (``fit``), ``phase_seq``,
-        ``epoch``, ``started_at``, ``ended_at``, ``redone``, then one member per
-        logs key the epoch logged, bit-exact. A key the epoch did not log is
+        ``call``, ``epoch``, ``started_at``, ``ended_at``, ``redone``, then one
+        member per logs key the epoch logged, by its shown name (``log:NAME``
+        for a reserved name), bit-exact. A key the epoch did not log is
         absent (a logged NaN is ``"NaN"``, a logged None is null).
 
         Raises:
@@ -219,12 +315,13 @@ class Dashboard:
         if tuple(frame.columns[:meta]) != EPOCH_META:  # pragma: no cover - Store.epochs' documented columns
             raise RuntimeError(f"Store.epochs columns changed: {list(frame.columns[:meta])}")
         columns = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
-        keys = [f"log:{k}" if k in EPOCH_META else str(k) for k in frame.columns[meta:]]
+        keys = [str(k) for k in frame.columns[meta:]]  # shown names: never one of EPOCH_META
         out = []
         for r in range(len(frame)):
             item: dict[str, Any] = {
-                "phase": columns[0][r], "phase_seq": int(columns[1][r]), "epoch": int(columns[2][r]),
-                "started_at": columns[3][r], "ended_at": columns[4][r], "redone": bool(columns[5][r]),
+                "phase": columns[0][r], "phase_seq": int(columns[1][r]), "call": int(columns[2][r]),
+                "epoch": int(columns[3][r]), "started_at": columns[4][r], "ended_at": columns[5][r],
+                "redone": bool(columns[6][r]),
             }
             for key, cells in zip(keys, columns[meta:]):
                 if _logged(cells[r]):

@@ -2,7 +2,7 @@
 
 Floats keep Python's shortest round-trip repr, so ``json.loads`` gives back
 the same float64 bit for bit; NaN and ±inf become the strings ``"NaN"``,
-``"Infinity"`` and ``"-Infinity"`` (as ``tracker.formatting.json_value``
+``"Infinity"`` and ``"-Infinity"`` (as ``tracker.store.rows.json_value``
 writes them for the CLI). Times are ISO 8601 UTC without an offset, as in the
 CLI's JSON. No database access here (that is ``tracker.ui.data``).
 """
@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tracker.formatting import json_value
+from tracker.store.rows import json_value
 
 __all__ = ["jsonable", "dumps", "frame_records"]
 
@@ -23,7 +23,7 @@ def jsonable(value: Any) -> Any:
     """Return ``value`` with every cell made JSON-safe, recursively.
 
     Dicts, lists and tuples are walked; every other value goes through
-    ``tracker.formatting.json_value`` (NaN and ±inf as strings, numpy scalars
+    ``tracker.store.rows.json_value`` (NaN and ±inf as strings, numpy scalars
     as Python numbers, times as ISO text, pandas' NA as None).
     """
     if isinstance(value, float):  # the common case first

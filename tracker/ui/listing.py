@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from tracker.formatting import json_value
-from tracker.store.overview import overview
+from tracker.store.rows import json_value
+from tracker.store.overview import Overview, overview
 from tracker.ui.jsonable import dumps, jsonable
 
-__all__ = ["runs_json"]
+__all__ = ["runs_json", "run_objects", "encode"]
 
 _TIMES = ("started_at", "ended_at")
 
@@ -38,6 +38,8 @@ def runs_json(
     limit: int | None,
     run_ids: Sequence[str] | None,
     heartbeat_timeout: float,
+    experiment: str | None = None,
+    where: str | None = None,
 ) -> bytes:
     """Return the runs as a JSON list of objects (UTF-8), newest run first.
 
@@ -47,8 +49,14 @@ def runs_json(
     """
     found = overview(
         engine, status=status, name=name, sort="-started_at", limit=limit,
-        run_ids=None if run_ids is None else list(run_ids), metric=metric, heartbeat_timeout=heartbeat_timeout,
+        run_ids=None if run_ids is None else list(run_ids), metric=metric, experiment=experiment,
+        where=where, heartbeat_timeout=heartbeat_timeout,
     )
+    return encode(run_objects(found))
+
+
+def run_objects(found: Overview) -> list[dict[str, Any]]:
+    """The overview's rows as the API's run objects (``params`` and ``evaluate`` nested), exact."""
     plain: list[tuple[int, str]] = []
     times: list[tuple[int, str]] = []
     params: list[tuple[int, str]] = []
@@ -71,6 +79,11 @@ def runs_json(
         results = {key: _exact(row[i]) for i, key in evals if row[i] is not None}
         item["evaluate"] = results or None
         out.append(item)
+    return out
+
+
+def encode(out: Any) -> bytes:
+    """``out`` as UTF-8 JSON by orjson (exact floats), or by ``jsonable`` for what orjson does not know."""
     try:
         return orjson.dumps(out)
     except (orjson.JSONEncodeError, TypeError):  # something orjson does not know (a logged array's odd cell)

@@ -6,15 +6,16 @@ sentence and ``port=0`` picks a free port whose number is known at once.
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["is_local", "exposure_warning", "bind", "url_of", "serve", "running_server"]
+__all__ = ["is_local", "exposure_warning", "allowed_hosts", "bind", "url_of", "serve", "running_server"]
 
 
 def is_local(host: str) -> bool:
@@ -37,11 +38,46 @@ def exposure_warning(host: str) -> str | None:
     )
 
 
+def _machine_names() -> list[str]:
+    names = ["localhost"]
+    for lookup in (socket.gethostname, socket.getfqdn):
+        try:
+            names.append(lookup())
+        except OSError:  # pragma: no cover - a machine without a usable name
+            continue
+    return names
+
+
+def allowed_hosts(host: str, sock: socket.socket, extra: Sequence[str] = ()) -> list[str]:
+    """The ``Host`` names the dashboard answers to when served on ``sock`` (bound to ``host``).
+
+    Exactly: ``host`` as given (unless it is a wildcard such as ``0.0.0.0``),
+    the address the socket is bound to, the machine's names (``localhost``,
+    its host name and fully qualified name), the loopback addresses when the
+    socket is bound to a loopback or wildcard address, and ``extra`` (the
+    ``--allow-host`` names). A request naming the address it came in on is
+    answered as well (``tracker.ui.app.HostGuard``), so a dashboard bound to
+    ``0.0.0.0`` answers ``http://ITS-LAN-ADDRESS:PORT``. Any other name is
+    refused: that is how a DNS-rebinding page would name it.
+
+    Returns:
+        The names, lowercased, without IPv6 brackets, each once.
+    """
+    address = ipaddress.ip_address(str(sock.getsockname()[0]).split("%")[0])
+    names = [] if host.strip("[]") in ("", "0.0.0.0", "::") else [host]
+    names += ([] if address.is_unspecified else [str(address)]) + _machine_names()
+    if address.is_loopback or address.is_unspecified:
+        names += ["127.0.0.1", "::1"]
+    names += list(extra)
+    return list(dict.fromkeys(n.strip().lower().strip("[]").rstrip(".") for n in names if n.strip()))
+
+
 def bind(host: str, port: int) -> socket.socket:
     """Return a listening TCP socket on ``host:port`` (``port=0``: a free port).
 
     Raises:
-        OSError: the address is in use or cannot be bound, with one sentence.
+        OSError: the host cannot be resolved, or the address is in use or
+            cannot be bound, with one sentence.
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -53,7 +89,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise OSError(f"Cannot listen on {host}:{port}: {exc.strerror}; pass another --port.") from None
+        advice = "pass another --port" if exc.errno == errno.EADDRINUSE else "check --host"
+        raise OSError(f"Cannot listen on {host}:{port}: {exc.strerror}; {advice}.") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

@@ -20,8 +20,15 @@
     delete main.dataset.live;
     const { path, params } = current();
     const run = path.match(/^\/runs\/([0-9a-f]{32})$/);
-    main.dataset.view = run ? "run" : path === "/compare" ? "compare" : "runs";
+    const experiment = path.match(/^\/experiments\/(.+)$/);
+    main.dataset.view = run ? "run" : path === "/compare" ? "compare" : experiment ? "experiment" : "runs";
+    delete main.dataset.drawn;
     if (run) dispose = T.views.run(main, run[1]);
+    else if (experiment) {
+      let name = null;
+      try { name = decodeURIComponent(experiment[1]); } catch (err) { name = null; }
+      dispose = name ? T.views.experiment(main, name) : (main.replaceChildren(T.errorBox("No such page.")), null);
+    }
     else if (path === "/compare") {
       const ids = params.getAll("run").filter((id) => /^[0-9a-f]{32}$/.test(id));
       dispose = ids.length ? T.views.compare(main, ids) : (main.replaceChildren(T.errorBox("Select runs to compare on the runs page.")), null);

@@ -16,8 +16,10 @@ window.T = (function () {
   /* GET an API path; in a report, look it up in the embedded answers. */
   T.api = async function (path) {
     if (T.report) {
-      if (!(path in T.report)) throw new Error("This report does not include " + path);
-      return T.report[path];
+      if (path in T.report) return T.report[path];
+      const derived = T.reportAnswer ? T.reportAnswer(path) : undefined;  /* reportdata.js */
+      if (derived === undefined) throw new Error("This report does not include " + path);
+      return derived;
     }
     const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
     const body = await response.json().catch(() => ({ error: response.statusText }));
@@ -74,13 +76,16 @@ window.T = (function () {
     if (!iso) return null;
     return new Date(/[zZ]|[+-]\d\d:\d\d$/.test(iso) ? iso : iso + "Z");
   };
+  /* A time in UTC, marked Z, as the CLI prints it: 2026-01-31 12:00:00Z. */
   T.time = function (iso) {
     const d = T.date(iso);
     if (!d) return "—";
     const p = (n) => String(n).padStart(2, "0");
-    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " +
-      p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+    return d.getUTCFullYear() + "-" + p(d.getUTCMonth() + 1) + "-" + p(d.getUTCDate()) + " " +
+      p(d.getUTCHours()) + ":" + p(d.getUTCMinutes()) + ":" + p(d.getUTCSeconds()) + "Z";
   };
+  /* "1 epoch", "2 epochs". */
+  T.plural = (n, word) => `${typeof n === "number" ? n.toLocaleString("en") : n} ${word}${n === 1 ? "" : "s"}`;
   T.duration = function (s) {
     if (s === null || s === undefined) return "—";
     if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + " s";
@@ -107,7 +112,8 @@ window.T = (function () {
 
   /* One colour per run (and per train/val pair on a run page). */
   T.palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-    "#7f7f7f", "#bcbd22"];
+    "#7f7f7f", "#bcbd22", "#393b79", "#e7969c", "#637939", "#ad494a", "#6b6ecf", "#8c6d31", "#3182bd", "#d6616b",
+    "#31a354", "#756bb1"];  // 20 distinct colours: compare takes up to 20 runs
   T.color = (i) => T.palette[i % T.palette.length];
 
   /* Routes: real paths on the server, #/paths in a report. */

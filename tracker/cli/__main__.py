@@ -1,0 +1,5 @@
+"""``python -m tracker.cli ...`` runs the same CLI as the installed ``tracker`` command."""
+
+from tracker.cli import main
+
+main()

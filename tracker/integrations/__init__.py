@@ -1,0 +1,18 @@
+"""Integrations with the tools people tune and scale with: one module per tool.
+
+Each module imports its tool lazily and only when that tool is in use; the
+core (``tracker.record``, ``tracker.store``, the CLI) never imports them, and
+the read side needs none of them installed.
+
+* ``keras_tuner``: every execution of every KerasTuner trial is a run of the
+  search's experiment, with the oracle's status and score;
+* ``optuna``: every Optuna trial that fits is a run of the study's experiment;
+  ``optuna.TrialPruned`` ends a run ``pruned`` with the pruner's decision;
+* ``ray_tune``: every Ray Tune trial that fits is a run of the Ray
+  experiment, in whichever worker of the cluster runs it; a scheduler's
+  stop ends it ``pruned``, a trial Ray restarts continues its run.
+
+``import tracker`` installs each one as soon as its tool is imported
+(``tracker.INSTALLERS``); they fill the core's extension points
+(``tracker.record.extensions``). See ``docs/sweeps.md``.
+"""
