@@ -5,10 +5,11 @@ What it measures, in one run, on a local Ray cluster (``ray.init(num_cpus=2)``, 
   a. A ``--trials``-trial sweep (default 32; FIFO, so every trial trains all its epochs;
      ``reuse_actors=True``, two trials at a time) of a small dense model -- ``Input(32)``,
      ``Dense(64, relu)``, ``Dense(1)``, Adam, MSE, MAE metric -- on seeded random float32 data,
-     ``--batches`` batches (default 20) of 32 x ``--epochs`` epochs (default 3), ``tune.report`` in a
+     ``--batches`` batches (default 200) of 32 x ``--epochs`` epochs (default 3), ``tune.report`` in a
      callback at each epoch end. The same sweep with ``tracker.autolog(db)`` in the trainable (every
      batch logged, the default) and without it, side by side, for a fresh SQLite file and a fresh
-     PostgreSQL database; untracked first, then tracked, in each pair:
+     PostgreSQL database, in ``--pairs`` pairs (default 3) whose order alternates (untracked first in
+     the first pair, tracked first in the second, ...); each ratio is the median over pairs:
        * **wall**: ``Tuner.fit()`` wall time, tracked / untracked;
        * **batch**: inside each trial, a timing callback listed first takes the time from one
          ``on_train_batch_begin`` to the next (a whole batch: the step and every callback's hooks,
@@ -25,7 +26,7 @@ What it measures, in one run, on a local Ray cluster (``ray.init(num_cpus=2)``, 
 
 The PostgreSQL databases (``bench_ray_<pid>_<random>``) and the SQLite file are removed at the end.
 
-Run:  python benchmarks/ray_sweep.py [--trials 32] [--epochs 3] [--batches 20] [--concurrent 16]
+Run:  python benchmarks/ray_sweep.py [--trials 32] [--epochs 3] [--batches 200] [--pairs 3] [--concurrent 16]
           [--server postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 It always exits 0: it is a measurement, not a test.
 """
@@ -229,8 +230,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -256,15 +258,25 @@ def main() -> None:
         sweep("warm-up", None, 2, args, str(tmp / "ray"))  # Ray's and the workers' first start, untimed
         rows = []
         for backend, db in (("SQLite", sqlite), ("PostgreSQL", pg)):
-            plain_wall, plain = sweep(f"plain-{backend}", None, args.trials, args, str(tmp / "ray"))
-            tracked_wall, tracked = sweep(f"tracked-{backend}", db, args.trials, args, str(tmp / "ray"))
-            found = counts(db, f"tracked-{backend}")
+            pairs = []  # (plain wall, tracked wall, plain batch, tracked batch, plain epoch/batch, tracked e/b)
+            found, seen_batches = {}, 0
             expected = {"runs": args.trials, "finished": args.trials, "epochs": args.trials * args.epochs,
                         "batches": args.trials * args.epochs * args.batches}
-            seen_batches = sum(r.metrics["batches_seen"] for r in tracked)
-            rows.append((backend, plain_wall, tracked_wall, medians(plain, "batch_ms"), medians(tracked, "batch_ms"),
-                         medians(plain, "epoch_batch_ms"), medians(tracked, "epoch_batch_ms"), found, expected,
-                         seen_batches))
+            for i in range(args.pairs):
+                arms = {}
+                # The order alternates from pair to pair, to cancel drift (the load, Ray's own state).
+                for arm in (("plain", "tracked") if i % 2 == 0 else ("tracked", "plain")):
+                    name = f"{arm}-{backend}-{i}"
+                    arms[arm] = sweep(name, db if arm == "tracked" else None, args.trials, args, str(tmp / "ray"))
+                    if arm == "tracked":
+                        count = counts(db, name)
+                        seen = sum(r.metrics["batches_seen"] for r in arms[arm][1])
+                        if i == 0 or count != expected or seen != expected["batches"]:
+                            found, seen_batches = count, seen
+                (pw, plain), (tw, tracked) = arms["plain"], arms["tracked"]
+                pairs.append((pw, tw, medians(plain, "batch_ms"), medians(tracked, "batch_ms"),
+                              medians(plain, "epoch_batch_ms"), medians(tracked, "epoch_batch_ms")))
+            rows.append((backend, pairs, found, expected, seen_batches))
 
         pg2, drop2 = postgres_database(args.server)
         drops.append(drop2)
@@ -286,14 +298,19 @@ def main() -> None:
     print(f"load average after: {load()}; the whole benchmark took {time.perf_counter() - began:.0f} s")
     print("a. tracked (tracker.autolog, every batch logged) / untracked, the same sweep side by side:")
     verdicts = []
-    for backend, pw, tw, pb, tb, pe, te, found, expected, seen in rows:
-        print(f"  {backend}: wall {tw:.1f} s / {pw:.1f} s = {tw / pw:.3f}; batch (median of trial medians) "
-              f"{tb:.3f} ms / {pb:.3f} ms = {tb / pb:.3f}; epoch/batch {te:.3f} ms / {pe:.3f} ms = {te / pe:.3f}")
+    for backend, pairs, found, expected, seen in rows:
+        for pw, tw, pb, tb, pe, te in pairs:
+            print(f"  {backend}: wall {tw:.1f} s / {pw:.1f} s = {tw / pw:.3f}; batch (median of trial medians) "
+                  f"{tb:.3f} ms / {pb:.3f} ms = {tb / pb:.3f}; epoch/batch {te:.3f} ms / {pe:.3f} ms = {te / pe:.3f}")
+        ratio = {k: statistics.median(p[j + 1] / p[j] for p in pairs) for k, j in (("wall", 0), ("batch", 2), ("epoch", 4))}
+        spread = [p[3] / p[2] for p in pairs]
+        print(f"  {backend}, median of {len(pairs)} pairs: wall {ratio['wall']:.3f}; batch {ratio['batch']:.3f} "
+              f"(pairs {min(spread):.3f} to {max(spread):.3f}); epoch/batch {ratio['epoch']:.3f}")
         ok = found == expected and seen == expected["batches"]
-        print(f"    rows: {found} (expected {expected}; the trials saw {seen} batches) "
+        print(f"    rows of every tracked sweep: {found} (expected {expected}; the trials saw {seen} batches) "
               f"{'nothing lost' if ok else 'MISMATCH'}")
-        verdicts.append(f"{'GOAL MET' if tb / pb <= GOAL else 'GOAL MISSED'}: {backend} per-batch ratio "
-                        f"{tb / pb:.3f} (goal <= {GOAL})")
+        verdicts.append(f"{'GOAL MET' if ratio['batch'] <= GOAL else 'GOAL MISSED'}: {backend} per-batch ratio "
+                        f"{ratio['batch']:.3f}, median of {len(pairs)} pairs (goal <= {GOAL})")
     ok = b_found == b_expected and same == len(results)
     print(f"b. {len(results)} trials on PostgreSQL, up to {overlap} training at the same time, {wall:.1f} s: "
           f"rows {b_found} (expected {b_expected}); epoch losses bit for bit: {same}/{len(results)} trials; "
