@@ -8,6 +8,7 @@ each call writes in one short transaction of its own. A failure warns
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +24,10 @@ from tracker.record.extensions import RunContext, StartedRun
 from tracker.record.writer import Writer
 from tracker.status import Status
 
-__all__ = ["plain_params", "end_trial", "record_failed_run"]
+__all__ = ["plain_params", "end_trial", "record_failed_run", "END_ATTEMPTS"]
+
+#: How many times the end of a trial is written before a warning gives up (a lost server connection).
+END_ATTEMPTS = 3
 
 def _plain(value: Any) -> tuple[bool, Any]:
     """``(True, value as plain JSON data)`` when that keeps the value exactly, else ``(False, None)``."""
@@ -88,8 +92,9 @@ def end_trial(runs: Sequence[StartedRun], end: TrialEnd) -> dict[str, str]:
     """Record what the tool decided about the trial the ``runs`` trained (in the order they started).
 
     Returns each run's status as recorded then (``finished``, ``failed``,
-    ``pruned``...), by run id; a run whose database could not be written is
-    left out (and a ``TrackingWarning`` says why).
+    ``pruned``...), by run id; a run whose database could not be written
+    (``END_ATTEMPTS`` times, half a second more apart each time) is left out
+    (and a ``TrackingWarning`` says why).
     """
     from sqlalchemy import select
 
@@ -99,18 +104,24 @@ def end_trial(runs: Sequence[StartedRun], end: TrialEnd) -> dict[str, str]:
 
     statuses: dict[str, str] = {}
     for db, run_ids in _by_db(runs).items():
-        try:
-            engine, _ = open_database(db)
-            with engine.connect() as conn:
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    write_trial_end(conn, run_ids, end)
-                    for run_id, status in conn.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids))):
-                        statuses[run_id] = getattr(status, "value", status)
-            checkpoint_wal(engine)
-        except Exception as exc:  # noqa: BLE001 - tracking never stops the search
-            warnings.warn(f"tracker: could not record the end of a trial in {db}: {exc}", TrackingWarning,
-                          stacklevel=2)
+        for attempt in range(END_ATTEMPTS):
+            try:
+                engine, _ = open_database(db)
+                with engine.connect() as conn:
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                    with conn.begin():
+                        write_trial_end(conn, run_ids, end)
+                        for run_id, status in conn.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids))):
+                            statuses[run_id] = getattr(status, "value", status)
+                checkpoint_wal(engine)
+                break
+            except Exception as exc:  # noqa: BLE001 - tracking never stops the search
+                # One transaction, rolled back on failure: written again whole (a lost server connection).
+                if attempt + 1 < END_ATTEMPTS:
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                warnings.warn(f"tracker: could not record the end of a trial in {db} ({END_ATTEMPTS} attempts): "
+                              f"{exc}", TrackingWarning, stacklevel=2)
     return statuses
 
 
