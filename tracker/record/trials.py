@@ -21,7 +21,7 @@ from tracker.db.writes import InsertRun
 from tracker.errors import TrackingWarning
 from tracker.record.environment import environment
 from tracker.record.extensions import RunContext, StartedRun
-from tracker.record.writer import Writer
+from tracker.record.writer import Writer, writers_of
 from tracker.status import Status
 
 __all__ = ["plain_params", "end_trial", "record_failed_run", "END_ATTEMPTS"]
@@ -104,6 +104,11 @@ def end_trial(runs: Sequence[StartedRun], end: TrialEnd) -> dict[str, str]:
 
     statuses: dict[str, str] = {}
     for db, run_ids in _by_db(runs).items():
+        for writer in writers_of(run_ids):  # the runs' own records first: the trial's rows must be there
+            try:
+                writer.flush(wait=10.0)
+            except Exception:  # noqa: BLE001 - retried below, and by the writer
+                pass
         for attempt in range(END_ATTEMPTS):
             try:
                 engine, _ = open_database(db)
@@ -111,7 +116,10 @@ def end_trial(runs: Sequence[StartedRun], end: TrialEnd) -> dict[str, str]:
                     conn.execution_options(sqlite_begin="IMMEDIATE")
                     with conn.begin():
                         write_trial_end(conn, run_ids, end)
-                        for run_id, status in conn.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids))):
+                        found = conn.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids))).all()
+                        if len(found) < len(set(run_ids)):  # still queued in a writer (a lost connection)
+                            raise RuntimeError("the trial's runs are not written yet")
+                        for run_id, status in found:
                             statuses[run_id] = getattr(status, "value", status)
                 checkpoint_wal(engine)
                 break

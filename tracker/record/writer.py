@@ -6,12 +6,10 @@ The recorder queues the operations of ``tracker.db.writes`` (and one
 IMMEDIATE`` transaction. A background thread flushes every ``flush_every``
 batches or ``flush_interval`` seconds, and at the next batch after a phase
 begins or an epoch ends (``wake_soon``: while the step computes). Only the end
-of the outermost phase flushes on the training thread, so that ``fit``,
-``evaluate`` and ``predict`` return with everything written; on SQLite it
-then checkpoints the write-ahead log (``checkpoint``), so that the database
-file alone holds the run (a copy of just that file has it). A failed flush
-keeps the operations and retries at the next one: tracking problems warn,
-they never stop training, unless ``strict`` is set.
+of the outermost phase flushes on the training thread, so that ``fit`` and the
+others return with everything written; on SQLite it then checkpoints the WAL,
+so that the file alone holds the run. A failed flush keeps the operations
+and retries at the next (never stopping training, unless ``strict``).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -43,7 +41,7 @@ from tracker.db.writes import (
 from tracker.errors import TrackingWarning, TrackingWriteError
 from tracker.record.write_failures import failure_message, retryable
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "writers_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +55,11 @@ def _flush_at_exit() -> None:
             writer.close()
         except Exception:  # pragma: no cover - best effort at exit
             logger.exception("tracker: final flush failed")
+
+
+def writers_of(run_ids: Iterable[str]) -> list[Writer]:
+    """The live writers of this process that write one of ``run_ids``."""
+    return [writer for writer in list(_live_writers) if writer.run_id in set(run_ids)]
 
 
 class Writer:
