@@ -96,12 +96,6 @@ def end_trial(runs: Sequence[StartedRun], end: TrialEnd) -> dict[str, str]:
     (``END_ATTEMPTS`` times, half a second more apart each time) is left out
     (and a ``TrackingWarning`` says why).
     """
-    from sqlalchemy import select
-
-    from tracker.db.engine import checkpoint_wal
-    from tracker.db.migrate import open_database
-    from tracker.db.tables import Run
-
     statuses: dict[str, str] = {}
     for db, run_ids in _by_db(runs).items():
         for writer in writers_of(run_ids):  # the runs' own records first: the trial's rows must be there
@@ -111,26 +105,35 @@ def end_trial(runs: Sequence[StartedRun], end: TrialEnd) -> dict[str, str]:
                 pass
         for attempt in range(END_ATTEMPTS):
             try:
-                engine, _ = open_database(db)
-                with engine.connect() as conn:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                    with conn.begin():
-                        write_trial_end(conn, run_ids, end)
-                        found = conn.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids))).all()
-                        if len(found) < len(set(run_ids)):  # still queued in a writer (a lost connection)
-                            raise RuntimeError("the trial's runs are not written yet")
-                        for run_id, status in found:
-                            statuses[run_id] = getattr(status, "value", status)
-                checkpoint_wal(engine)
+                statuses.update(_write_end(db, run_ids, end))
                 break
             except Exception as exc:  # noqa: BLE001 - tracking never stops the search
-                # One transaction, rolled back on failure: written again whole (a lost server connection).
-                if attempt + 1 < END_ATTEMPTS:
+                if attempt + 1 < END_ATTEMPTS:  # one transaction, rolled back: written again whole
                     time.sleep(0.5 * (attempt + 1))
                     continue
                 warnings.warn(f"tracker: could not record the end of a trial in {db} ({END_ATTEMPTS} attempts): "
                               f"{exc}", TrackingWarning, stacklevel=2)
     return statuses
+
+
+def _write_end(db: str, run_ids: list[str], end: TrialEnd) -> dict[str, str]:
+    """One attempt at ``end_trial`` for the runs of one database: their statuses, or an exception."""
+    from sqlalchemy import select
+
+    from tracker.db.engine import checkpoint_wal
+    from tracker.db.migrate import open_database
+    from tracker.db.tables import Run
+
+    engine, _ = open_database(db)
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            write_trial_end(conn, run_ids, end)
+            found = conn.execute(select(Run.id, Run.status).where(Run.id.in_(run_ids))).all()
+            if len(found) < len(set(run_ids)):  # still queued in a writer (a lost connection)
+                raise RuntimeError("the trial's runs are not written yet")
+    checkpoint_wal(engine)
+    return {run_id: getattr(status, "value", status) for run_id, status in found}
 
 
 def record_failed_run(db: str, context: RunContext, error: str, *, experiment: str | None = None,
