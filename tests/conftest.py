@@ -236,3 +236,18 @@ def _fail_on_tracking_warnings():
             return
         warnings.simplefilter("error", TrackingWarning)
         yield
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local 2-CPU Ray cluster whose workers can import the tests' trainables; shut down even when a test fails."""
+    ray = pytest.importorskip("ray")  # the `ray` extra; CI installs it
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {"PYTHONPATH": os.pathsep.join([here, os.path.dirname(here)]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if os.environ.get("KERAS_BACKEND"):
+        env["KERAS_BACKEND"] = os.environ["KERAS_BACKEND"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -101,3 +101,100 @@ def _dump(out: Path, trial_id: str, seen: dict, attempt: int) -> None:
     node = ray.get_runtime_context().get_node_id()
     earlier.append({"attempt": attempt, "pid": os.getpid(), "node": node, "history": seen})
     path.write_text(json.dumps(earlier))
+
+
+def _tune():
+    from ray import tune
+
+    return tune
+
+
+class StepTrainable(_tune().Trainable):
+    """A class-API trainable: ``setup`` builds the model, each ``step`` fits one epoch and reports ``score``.
+
+    ``config`` may ask for ``idiom`` = ``"initial_epoch"`` (the default: ``fit(initial_epoch=i,
+    epochs=i + 1)``, epochs numbered across steps) or ``"one_epoch"`` (``fit(epochs=1)`` each step, then
+    ``evaluate``), and for faults: ``fail`` = ``"before"`` (raise in the first step before ``fit``),
+    ``"fit"`` (raise inside the third step's fit), ``"fit-once"`` (the same, on the first attempt only),
+    ``"after"`` (raise in the third step after its fit), ``"kill"`` / ``"kill-once"`` (SIGKILL the worker
+    inside the third step's fit). The spy's epochs are written to ``out/<trial id>.json`` after each step.
+    """
+
+    def setup(self, config, db=None, out=None, explicit=False):
+        import tracker
+
+        self.out, self.db = Path(out), db
+        self.attempt = _attempt(self.out, self.trial_id)
+        self.tracking = tracker.TrackingCallback(db, log_batches=False) if explicit else None
+        if not explicit:
+            tracker.autolog(db, log_batches=False)
+        self.seen: dict[str, list[int]] = {}
+        self.model = None
+        self._build(config)
+
+    def _build(self, config):
+        import keras
+
+        self.fail, self.idiom = config.get("fail"), config.get("idiom", "initial_epoch")
+        keras.utils.set_random_seed(int(config.get("seed", 0)))
+        self.model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        self.model.compile(optimizer=keras.optimizers.SGD(config["lr"]), loss="mse")
+
+    def step(self):
+        import keras
+
+        if self.fail == "before" and self.iteration == 0:
+            raise ValueError("bad config: no model for this trial")
+        x, y = _data()
+        step, fail, attempt, trial_id, out, seen = self.iteration, self.fail, self.attempt, self.trial_id, \
+            self.out, self.seen
+
+        class Faults(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if step == 2 and (fail in ("fit", "kill") or (fail in ("fit-once", "kill-once") and attempt == 1)):
+                    if fail.startswith("kill"):
+                        _dump_attempt(out, trial_id, seen, attempt)
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    raise RuntimeError(f"trial {trial_id} broke in step 2")
+
+        class Spy(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    seen.setdefault(key, []).append(_bits(value))
+
+        callbacks = [Faults(), Spy(), *([self.tracking] if self.tracking is not None else [])]
+        if self.idiom == "one_epoch":
+            history = self.model.fit(x, y, epochs=1, batch_size=16, validation_split=0.25, verbose=0,
+                                     callbacks=callbacks)
+            score = self.model.evaluate(x, y, batch_size=16, verbose=0, callbacks=callbacks[2:])
+        else:
+            history = self.model.fit(x, y, initial_epoch=step, epochs=step + 1, batch_size=16,
+                                     validation_split=0.25, verbose=0, callbacks=callbacks)
+            score = history.history["val_loss"][-1]
+        _dump_attempt(out, trial_id, seen, attempt)
+        if fail == "after" and step == 2:
+            raise RuntimeError(f"trial {trial_id} broke after step 2's fit")
+        return {"score": float(score), "loss": float(history.history["loss"][-1])}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return None  # Ray keeps the returned dict; a retry starts the trial over (and continues its run)
+
+    def load_checkpoint(self, checkpoint):
+        pass
+
+    def reset_config(self, new_config):
+        self._build(new_config)
+        self.seen = {}
+        self.attempt = _attempt(self.out, self.trial_id)
+        return True
+
+
+def _dump_attempt(out: Path, trial_id: str, seen: dict, attempt: int) -> None:
+    """Write this attempt's epochs (replacing what an earlier step of the same attempt wrote)."""
+    path = out / f"{trial_id}.json"
+    earlier = [a for a in (json.loads(path.read_text()) if path.exists() else []) if a["attempt"] != attempt]
+    import ray
+
+    earlier.append({"attempt": attempt, "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                    "history": seen})
+    path.write_text(json.dumps(earlier))

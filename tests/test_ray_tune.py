@@ -26,20 +26,6 @@ import ray_trainables  # noqa: E402
 import tracker  # noqa: E402,F401 - installs the Ray Tune integration in this driver
 from tracker.cli import main  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local 2-CPU Ray cluster whose workers can import the trainables; shut down even when a test fails."""
-    env = {"PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if os.environ.get("KERAS_BACKEND"):
-        env["KERAS_BACKEND"] = os.environ["KERAS_BACKEND"]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def search(trainable, space, tmp_path, name, *, scheduler=None, max_failures=0, **fixed):

@@ -81,13 +81,19 @@ class TrialEnd:
     params (added to a run where it lacks them, never replacing one);
     ``stop``: the tool stopped the trial after the last fit returned (Optuna:
     ``TrialPruned`` raised by the objective after ``fit``), so the run that
-    fit belongs to is ``pruned`` too.
+    fit belongs to is ``pruned`` too; ``error``: the trial raised after its
+    last fit returned (Ray Tune: a trainable raising after ``fit``), so that
+    run is ``failed`` with this error too; ``finish``: the runs the tool held
+    open (``RunContext.held``: still ``running`` after their last fit) end
+    now, ``finished`` (then ``pruned`` or ``failed`` as above).
     """
 
     state: str | None
     score: Any = None
     params: Mapping[str, Any] = field(default_factory=dict)
     stop: ToolStop | None = None
+    error: str | None = None
+    finish: bool = False
 
 
 @dataclass(slots=True)
@@ -160,20 +166,27 @@ def end_trial(conn: Connection, run_ids: Sequence[str], end: TrialEnd, *, now: d
     Sets the runs' trial ``state``, ``score`` and ``ended_at``, adds the
     params they lack, and with ``end.stop``, marks the last run ``pruned``
     (if it had finished) with a stop decision at the last epoch of its last
-    fit.
+    fit; with ``end.error``, marks the last run ``failed`` with it (if it had
+    finished). With ``end.finish``, the runs still ``running`` are ``finished`` first.
     """
     if not run_ids:
         return
     values = {"state": end.state, "ended_at": now or utcnow(), **_score_columns(end.score)}
     conn.execute(update(_TRIALS).where(_TRIALS.c.run_id.in_(list(run_ids))).values(**values))
+    if end.finish:
+        conn.execute(update(_RUNS).where(_RUNS.c.id.in_(list(run_ids)), _RUNS.c.status == Status.RUNNING.value)
+                     .values(status=Status.FINISHED.value, ended_at=values["ended_at"]))
     for run_id in run_ids:
         have: set[Any] = set(conn.execute(select(_PARAMS.c.key).where(_PARAMS.c.run_id == run_id)).scalars())
         missing = [{"run_id": run_id, "key": k, "value": v} for k, v in end.params.items() if k not in have]
         if missing:
             conn.execute(insert(_PARAMS), missing)
+    last = run_ids[-1]
+    if end.error is not None:
+        conn.execute(update(_RUNS).where(_RUNS.c.id == last, _RUNS.c.status == Status.FINISHED.value)
+                     .values(status=Status.FAILED.value, error=end.error))
     if end.stop is None:
         return
-    last = run_ids[-1]
     changed = conn.execute(update(_RUNS).where(_RUNS.c.id == last, _RUNS.c.status == Status.FINISHED.value)
                            .values(status=end.stop.status.value)).rowcount
     fit = conn.execute(select(_PHASES.c.id).where(_PHASES.c.run_id == last, _PHASES.c.kind == PhaseKind.FIT.value)

@@ -66,6 +66,7 @@ class RunContext:
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     started: Callable[[StartedRun], None] | None = None
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class Ledger:
         self.run_status = Status.FINISHED
         self.run_row: dict[str, Any] | None = None
         self.join: JoinExperiment | None = None
+        self.held = False  # the tool ends the run (RunContext.held): a finished fit leaves it running
 
     def _ensure_run(self, model: Any) -> None:
         if self.run_written:
@@ -116,9 +117,12 @@ class Ledger:
             self.writer.submit(ResumeRun(self.run.run_id, values, self.run.params, self.run.tags))
             if self.run.experiment is not None:
                 self.writer.submit(JoinExperiment(self.run.run_id, ExperimentRow(self.run.experiment)))
-            self._tell_started(run_context())
+            context = run_context()
+            self.held = context is not None and context.held
+            self._tell_started(context)
             return
         context = run_context()
+        self.held = context is not None and context.held
         if self.run.name is None and context is not None:
             self.run.name = context.run_name
         if context is not None:  # what the user gave wins, key by key
@@ -239,6 +243,8 @@ class Ledger:
             if self.system is not None:
                 self.system.stop()  # its last sample is written with the run's end
             run_values: dict[str, Any] = {"status": self.run_status, "ended_at": utcnow()}
+            if self.held and self.run_status is Status.FINISHED:
+                run_values = {"status": Status.RUNNING}  # its tool ends it, with its trial
             if error is not None:
                 run_values["error"] = error
             self.update_run(**run_values)
