@@ -13,7 +13,7 @@ from conftest import guide_data, guide_model
 
 from tracker import TrackingCallback
 from tracker.cli import main
-from tracker.db.migrate import VERSION_TABLE
+from tracker.db.migrate import VERSION_TABLE, head_revision
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,9 +102,14 @@ def test_db_upgrade_and_current(tmp_path):
     missing = run_cli("--db", path, "db", "current")
     assert missing.exit_code != 0 and "No tracker database" in missing.output
     upgraded = run_cli("--db", path, "db", "upgrade")
-    assert upgraded.exit_code == 0 and "(head)" in upgraded.output
+    head = head_revision()
+    # A path with no file (a typo, say) gets a new database, and the command says so.
+    assert upgraded.exit_code == 0 and upgraded.output == \
+        f"Created {path}: a new, empty database at schema revision {head} (head); no file was there.\n"
     current = run_cli("--db", path, "db", "current")
     assert current.exit_code == 0 and "(head)" in current.output
+    again = run_cli("--db", path, "db", "upgrade")
+    assert again.exit_code == 0 and again.output == f"{path} is at schema revision {head} (head).\n"
 
 
 def _not_sqlite(tmp_path):

@@ -186,6 +186,7 @@ def test_a_copy_of_the_file_alone_holds_what_db_copy_and_db_upgrade_wrote(tmp_pa
     old.write_bytes((Path(__file__).parent / "data" / "rev0005.db").read_bytes())
     result = CliRunner().invoke(main, ["--db", str(old), "db", "upgrade"])
     assert result.exit_code == 0, result.output
+    assert result.output == f"{old} upgraded from schema revision 0005 to {head_revision()} (head).\n"
     upgraded = copy_of_file_alone(str(old), tmp_path / "mailed-upgraded")
     conn = sqlite3.connect(upgraded)
     try:

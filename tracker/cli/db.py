@@ -22,12 +22,28 @@ def db() -> None:
 @db_option
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
-    """Create the database or upgrade it to the newest schema."""
-    from tracker.db.engine import describe
-    from tracker.db.migrate import head_revision, open_database
+    """Create the database or upgrade it to the newest schema, and say which it did."""
+    from tracker.db.engine import describe, get_engine, resolve_url, sqlite_path
+    from tracker.db.migrate import head_revision, open_database, read_revision
 
+    given = resolve_url(database(ctx))
+    path = sqlite_path(given)
+    before = None
+    if path is None or path.exists():
+        try:
+            before = read_revision(get_engine(given, readonly=True), given)
+        except Exception:  # noqa: BLE001 - open_database below says what is wrong, in one sentence
+            before = None
+    created = path is not None and not path.exists()
     _, url = open_database(database(ctx))
-    click.echo(f"{describe(url)} is at schema revision {head_revision()} (head).")
+    head = head_revision()
+    if created:
+        click.echo(f"Created {describe(url)}: a new, empty database at schema revision {head} (head); "
+                   "no file was there.")
+    elif before is not None and before != head:
+        click.echo(f"{describe(url)} upgraded from schema revision {before} to {head} (head).")
+    else:
+        click.echo(f"{describe(url)} is at schema revision {head} (head).")
 
 
 @db.command()
