@@ -281,3 +281,38 @@ def test_db_copy_carries_each_runs_experiment_and_trial_to_the_server_and_back(t
         assert store.early_stops(expected.trials[1].best_run).to_dict("records") == \
             tracker.Store(laptop).early_stops(expected.trials[1].best_run).to_dict("records")
     assert sorted(tracker.Store(back).experiments()["experiment"]) == ["already-there", "travels"]
+
+
+def test_trials_run_in_threads_n_jobs_each_record_their_own_run(db):
+    """``optimize(n_jobs=2)``: Optuna runs two objectives at once in threads; each fit is its own trial's run."""
+    tracker.autolog(db, log_batches=False)
+    x, y = data()
+    histories = {}
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-3, 0.05, log=True)  # none diverges
+        model = model_for(lr, trial.number)
+        history = keras.callbacks.History()
+        histories[trial.number] = history
+        model.fit(x, y, epochs=2 + trial.number % 3, validation_split=0.25, verbose=0,
+                  callbacks=[history, KerasPruningCallback(trial, "val_loss")])
+        return history.history["val_loss"][-1]
+
+    study = optuna.create_study(study_name="threads", pruner=optuna.pruners.NopPruner(),
+                                sampler=optuna.samplers.RandomSampler(1))
+    study.optimize(objective, n_trials=8, n_jobs=2)
+
+    store = tracker.Store(db)
+    runs = store.runs(experiment="threads")
+    assert len(runs) == 8 and sorted(runs["name"]) == sorted(f"trial-{t.number}" for t in study.trials)
+    by_name = dict(zip(runs["name"], runs["run_id"]))
+    for trial in study.trials:
+        run_id = by_name[f"trial-{trial.number}"]
+        summary = store.run(run_id)
+        assert summary["params"] == trial.params and bits(summary["params"]["lr"]) == bits(trial.params["lr"])
+        assert summary["run"]["trial_number"] == trial.number and summary["run"]["status"] == "finished"
+        assert bits(summary["run"]["trial_score"]) == bits(trial.value)
+        epochs = store.epochs(run_id)
+        history = histories[trial.number].history
+        assert len(epochs) == len(history["loss"]) == 2 + trial.number % 3
+        assert [bits(v) for v in epochs["val_loss"]] == [bits(v) for v in history["val_loss"]]
