@@ -26,8 +26,11 @@ What it measures, in one run, on a local Ray cluster (``ray.init(num_cpus=2)``, 
 
 The PostgreSQL databases (``bench_ray_<pid>_<random>``) and the SQLite file are removed at the end.
 
+``--api class`` runs the same trials as a class trainable (``tune.Trainable``: one epoch per ``step``,
+``fit(initial_epoch=i, epochs=i + 1)``, its metrics returned): each step's fit continues the trial's run.
+
 Run:  python benchmarks/ray_sweep.py [--trials 32] [--epochs 3] [--batches 200] [--pairs 3] [--concurrent 16]
-          [--server postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+          [--api function|class] [--server postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 It always exits 0: it is a measurement, not a test.
 """
 
@@ -106,6 +109,68 @@ def trainable(config: dict, db: str | None = None, epochs: int = 3, batches: int
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0, shuffle=False, callbacks=[Timer(), Report()])
 
 
+def step_trainable() -> Any:
+    """The same trial as ``trainable``, as a class trainable (``--api class``): one epoch per ``step``."""
+    from ray import tune
+
+    class Steps(tune.Trainable):
+        def setup(self, config: dict, db: str | None = None, epochs: int = 3, batches: int = 20) -> None:
+            import tracker
+
+            if db is not None:
+                tracker.autolog(db)
+            self.epochs, self.batches = epochs, batches
+            self.reset_config(config)
+
+        def reset_config(self, new_config: dict) -> bool:
+            import keras
+            import numpy as np
+
+            self.began = time.time()
+            keras.utils.set_random_seed(int(new_config["seed"]))
+            self.model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"),
+                                           keras.layers.Dense(1)])
+            self.model.compile(optimizer=keras.optimizers.Adam(new_config["lr"]), loss="mse",
+                               metrics=["mean_absolute_error"])
+            rng = np.random.default_rng(int(new_config["seed"]))
+            self.x = rng.normal(size=(self.batches * BATCH_SIZE, 32)).astype("float32")
+            self.y = (self.x[:, :4].sum(axis=1, keepdims=True) + 0.1 * rng.normal(size=(len(self.x), 1))).astype("float32")
+            self.periods, self.per_batch, self.losses, self.seen = [], [], [], 0
+            return True
+
+        def step(self) -> dict:
+            import keras
+            import numpy as np
+
+            trial, epoch = self, self.iteration
+
+            class Timer(keras.callbacks.Callback):
+                def on_epoch_begin(self, epoch, logs=None):
+                    self.epoch_start, self.last = time.perf_counter(), None
+
+                def on_train_batch_begin(self, batch, logs=None):
+                    now = time.perf_counter()
+                    if self.last is not None:
+                        trial.periods.append(now - self.last)
+                    self.last = now
+                    trial.seen += 1
+
+                def on_epoch_end(self, epoch, logs=None):
+                    if epoch > 0:
+                        trial.per_batch.append((time.perf_counter() - self.epoch_start) / trial.batches)
+
+            history = self.model.fit(self.x, self.y, batch_size=BATCH_SIZE, initial_epoch=epoch, epochs=epoch + 1,
+                                     verbose=0, shuffle=False, callbacks=[Timer()])
+            loss = history.history["loss"][-1]
+            self.losses.append(struct.unpack("<q", struct.pack("<d", float(loss)))[0])
+            return {"score": float(loss), "batch_ms": 1e3 * float(np.median(self.periods)),
+                    "epoch_batch_ms": 1e3 * float(np.median(self.per_batch)) if self.per_batch else float("nan"),
+                    "batches_seen": self.seen, "loss_bits": list(self.losses), "began": self.began,
+                    "ended": time.time(), "done": epoch + 1 >= self.epochs}
+
+    return Steps
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -149,7 +214,8 @@ def sweep(name: str, db: str | None, trials: int, args: argparse.Namespace, stor
     """Run one sweep; its ``Tuner.fit()`` wall time and its results."""
     from ray import tune
 
-    fn = tune.with_parameters(trainable, db=db, epochs=args.epochs, batches=args.batches)
+    fn = tune.with_parameters(step_trainable() if args.api == "class" else trainable, db=db, epochs=args.epochs,
+                              batches=args.batches)
     if concurrent is not None:
         fn = tune.with_resources(fn, {"cpu": 2 / concurrent})
     space = {"lr": tune.grid_search([10 ** (-1 - 2 * i / max(trials - 1, 1)) for i in range(trials)]),
@@ -233,6 +299,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=16)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--api", choices=("function", "class"), default="function")
     parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -247,7 +314,8 @@ def main() -> None:
     began = time.perf_counter()
     print(f"{machine()}; load average before: {load()}")
     print(f"a. {args.trials} trials x {args.epochs} epochs x {args.batches} batches of {BATCH_SIZE}, "
-          f"2 at a time (FIFO, reuse_actors); b. {args.concurrent} trials at once on PostgreSQL")
+          f"2 at a time (FIFO, reuse_actors), {args.api} trainables; b. {args.concurrent} trials at once on "
+          "PostgreSQL")
     env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), str(REPO)]),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})

@@ -251,3 +251,17 @@ def ray_cluster():
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, through Playwright) for one test module; pages: ``ui_support.open_page``."""
+    from playwright.sync_api import sync_playwright
+    from ui_support import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

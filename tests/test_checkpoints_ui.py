@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from ui_support import get, launch
+from playwright.sync_api import expect
+from ui_support import get
 
 from tracker import Store, TrackingCallback
 from tracker.ui.app import create_app
@@ -65,14 +65,6 @@ def test_the_run_api_gives_the_checkpoints_the_start_and_the_lineage(family):
     assert [(r["relation"], r["child_id"]) for r in parent["lineage"]] == [("descendant", family["child"])]
     assert [(r["relation"], r["parent_id"]) for r in child["lineage"]] == [("ancestor", family["parent"])]
     assert Dashboard(family["db"]).run(family["child"])["started_from"] == child["started_from"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_saves_are_marked_on_the_monitored_curve_with_the_path_and_the_runs_link_both_ways(family, browser):

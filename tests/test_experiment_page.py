@@ -15,8 +15,8 @@ import optuna
 import pytest
 from conftest import guide_data, guide_model
 from optuna_integration import KerasPruningCallback
-from playwright.sync_api import expect, sync_playwright
-from ui_support import launch
+from playwright.sync_api import expect
+from ui_support import open_page
 
 import tracker
 from tracker.ui.app import create_app
@@ -72,23 +72,10 @@ def site(built):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    yield page
-    context.close()
+    with open_page(browser, timeout_ms=TIMEOUT_MS) as page:
+        yield page
 
 
 def drawn(page):

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from ui_support import HOSTILE_NAME, HOSTILE_TAG, launch, recorded_runs
+from playwright.sync_api import expect
+from ui_support import HOSTILE_NAME, HOSTILE_TAG, open_page, recorded_runs
 
 from tracker import Store
 from tracker.errors import DatabaseError
@@ -54,26 +54,11 @@ def live_job(tmp_path_factory):
     job.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser):
     """A fresh page that records script errors, dialogs and every request it makes."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors, page.dialogs, page.requests = [], [], []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("request", lambda request: page.requests.append(request.url))
-    yield page
-    context.close()
+    with open_page(browser, timeout_ms=TIMEOUT_MS, dialogs=True) as page:
+        yield page
 
 
 def counts(page, metric):

@@ -18,8 +18,8 @@ from functools import partial
 
 import pytest
 from conftest import guide_data, guide_model
-from playwright.sync_api import expect, sync_playwright
-from ui_support import launch
+from playwright.sync_api import expect
+from ui_support import open_page
 
 from tracker import Store, TrackingCallback
 from tracker.ui.app import create_app
@@ -110,23 +110,10 @@ def test_an_edit_needs_the_servers_token_its_own_origin_and_json(recorded):
         assert status == 200 and Store(db).run(run_id)["run"]["name"] == "sequential"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    yield page
-    context.close()
+    with open_page(browser, height=1000, timeout_ms=TIMEOUT_MS) as page:
+        yield page
 
 
 def test_the_run_page_renames_tags_notes_and_deletes_in_chromium(page, recorded, tmp_path):

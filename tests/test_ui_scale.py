@@ -12,8 +12,8 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from ui_support import get, launch, recorded_runs
+from playwright.sync_api import expect
+from ui_support import get, open_page, recorded_runs
 
 from tracker import Store
 from tracker.ui.app import create_app
@@ -41,24 +41,10 @@ def site(big):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.errors, page.requests = [], []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("request", lambda request: page.requests.append(request.url))
-    yield page
-    context.close()
+    with open_page(browser, timeout_ms=20_000, downloads=True) as page:
+        yield page
 
 
 def table(site, **query):

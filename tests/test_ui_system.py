@@ -13,8 +13,8 @@ import threading
 import keras
 import pytest
 from conftest import guide_data, guide_model
-from playwright.sync_api import expect, sync_playwright
-from ui_support import get, launch
+from playwright.sync_api import expect
+from ui_support import get, open_page
 
 from tracker import Store, TrackingCallback
 from tracker.ui.app import create_app
@@ -46,24 +46,10 @@ def site(runs):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors, page.requests = [], []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("request", lambda request: page.requests.append(request.url))
-    yield page
-    context.close()
+    with open_page(browser, timeout_ms=TIMEOUT_MS) as page:
+        yield page
 
 
 def counts(page, metric):

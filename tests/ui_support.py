@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +97,25 @@ def launch(playwright):
     if not Path(CHROMIUM).exists():  # pragma: no cover - .ci/run installs it
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install -y chromium")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@contextmanager
+def open_page(browser, *, height=900, timeout_ms=15_000, downloads=False, dialogs=False):
+    """A fresh page, in a context of its own, 1280 px wide, closed on exit.
+
+    It records script errors (``page.errors``) and every request it makes
+    (``page.requests``); with ``dialogs``, it dismisses every dialog and
+    records its message (``page.dialogs``).
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": height}, accept_downloads=downloads)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        page.errors, page.requests, page.dialogs = [], [], []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        page.on("request", lambda request: page.requests.append(request.url))
+        if dialogs:
+            page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        yield page
+    finally:
+        context.close()
