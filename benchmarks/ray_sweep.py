@@ -138,6 +138,12 @@ def step_trainable() -> Any:
             self.periods, self.per_batch, self.losses, self.seen = [], [], [], 0
             return True
 
+        def save_checkpoint(self, checkpoint_dir: str) -> None:
+            return None  # Ray saves at the trial's end; nothing to keep here
+
+        def load_checkpoint(self, checkpoint: Any) -> None:
+            pass
+
         def step(self) -> dict:
             import keras
             import numpy as np

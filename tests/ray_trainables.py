@@ -91,6 +91,8 @@ def fit_trial(config, db=None, out=None, explicit=False, epochs=EPOCHS):
                   callbacks=[Faults(), Spy(), Report(), *callbacks])
     finally:
         _dump(out, trial_id, seen, attempt)
+    if fail == "after":
+        raise RuntimeError(f"trial {trial_id} broke after its fit")
 
 
 def _dump(out: Path, trial_id: str, seen: dict, attempt: int) -> None:

@@ -189,11 +189,11 @@ def test_an_explicit_callback_a_custom_scheduler_and_a_stop_criterion(ray_cluste
 def test_failures_a_retried_trial_continues_its_run_and_a_trial_failing_before_fit_is_recorded(
         ray_cluster, tmp_path):
     db = str(tmp_path / "runs.db")
-    space = {"lr": 0.01, "fail": tune.grid_search(["fit-once", "fit", "before"])}
+    space = {"lr": 0.01, "fail": tune.grid_search(["fit-once", "fit", "before", "after"])}
     results, out = search(ray_trainables.fit_trial, space, tmp_path, "faults", max_failures=1, db=db)
     runs = runs_of(db, "faults")
-    assert len(runs) == 3  # one run per trial, never one per attempt
-    assert sql(db, "SELECT COUNT(*) FROM runs") == [(3,)]
+    assert len(runs) == 4  # one run per trial, never one per attempt
+    assert sql(db, "SELECT COUNT(*) FROM runs") == [(4,)]
     by_fail = {r.config["fail"]: (r, runs[r.metrics.get("trial_id") or _trial_of(r)]) for r in results}
 
     # Broke in epoch 2 once, then Ray retried it: the retry continued the same run, to its end.
@@ -215,6 +215,13 @@ def test_failures_a_retried_trial_continues_its_run_and_a_trial_failing_before_f
     assert result.error is not None
     assert run.status == "failed" and run.error == "ValueError: bad config: no model for this trial"
     assert run.state == "ERROR"
+
+    # Raised after its fit returned, on both attempts: the trial failed, so does its run (its fit phases did not).
+    result, run = by_fail["after"]
+    assert result.error is not None and run.state == "ERROR"
+    assert (run.status, run.error) == ("failed", f"RuntimeError: trial {run.trial} broke after its fit")
+    phases = sql(db, "SELECT status FROM phases WHERE run_id = :r AND kind = 'fit' ORDER BY seq", {"r": run.id})
+    assert phases == [("finished",), ("finished",)]  # each attempt's fit, in the one run
 
 
 def _trial_of(result):
