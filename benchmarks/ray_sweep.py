@@ -58,55 +58,81 @@ GOAL = 1.03
 BATCH_SIZE = 32
 
 
-def trainable(config: dict, db: str | None = None, epochs: int = 3, batches: int = 20) -> None:
-    """One trial: a small dense fit, timed from inside, reporting ``score`` at each epoch end."""
-    import struct
-    import time
+class Timings:
+    """What a trial measures of itself: each whole batch (one ``on_train_batch_begin`` to the next,
+    within an epoch), each epoch's time over its batches (epochs after the first), each epoch's loss."""
 
+    def __init__(self, batches: int) -> None:
+        self.batches, self.began, self.seen = batches, time.time(), 0
+        self.periods: list[float] = []
+        self.per_batch: list[float] = []
+        self.losses: list[int] = []
+
+    def callback(self) -> Any:
+        """The timing callback, to list first."""
+        import keras
+
+        timings = self
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch_start, self.last = time.perf_counter(), None
+
+            def on_train_batch_begin(self, batch, logs=None):
+                now = time.perf_counter()
+                if self.last is not None:
+                    timings.periods.append(now - self.last)
+                self.last = now
+                timings.seen += 1
+
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch > 0:
+                    timings.per_batch.append((time.perf_counter() - self.epoch_start) / timings.batches)
+
+        return Timer()
+
+    def report(self, loss: float) -> dict:
+        """What the trial reports at an epoch's end whose loss is ``loss``."""
+        import numpy as np
+
+        self.losses.append(struct.unpack("<q", struct.pack("<d", float(loss)))[0])
+        return {"score": float(loss), "batch_ms": 1e3 * float(np.median(self.periods)),
+                "epoch_batch_ms": 1e3 * float(np.median(self.per_batch)) if self.per_batch else float("nan"),
+                "batches_seen": self.seen, "loss_bits": list(self.losses), "began": self.began, "ended": time.time()}
+
+
+def model_and_data(config: dict, batches: int) -> tuple[Any, Any, Any]:
+    """The trial's model, compiled, and its seeded data."""
     import keras
     import numpy as np
-    from ray import tune
 
-    import tracker
-
-    if db is not None:
-        tracker.autolog(db)
-    began = time.time()
     keras.utils.set_random_seed(int(config["seed"]))
     model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(config["lr"]), loss="mse", metrics=["mean_absolute_error"])
     rng = np.random.default_rng(int(config["seed"]))
     x = rng.normal(size=(batches * BATCH_SIZE, 32)).astype("float32")
     y = (x[:, :4].sum(axis=1, keepdims=True) + 0.1 * rng.normal(size=(len(x), 1))).astype("float32")
-    periods: list[float] = []  # whole batches: begin to the next begin, within an epoch
-    per_batch: list[float] = []  # epoch time / batches, epochs after the first
-    losses: list[int] = []
-    seen = {"batches": 0}
+    return model, x, y
 
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_start, self.last = time.perf_counter(), None
 
-        def on_train_batch_begin(self, batch, logs=None):
-            now = time.perf_counter()
-            if self.last is not None:
-                periods.append(now - self.last)
-            self.last = now
-            seen["batches"] += 1
+def trainable(config: dict, db: str | None = None, epochs: int = 3, batches: int = 20) -> None:
+    """One trial: a small dense fit, timed from inside, reporting ``score`` at each epoch end."""
+    import keras
+    from ray import tune
 
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch > 0:
-                per_batch.append((time.perf_counter() - self.epoch_start) / batches)
+    import tracker
+
+    if db is not None:
+        tracker.autolog(db)
+    timings = Timings(batches)
+    model, x, y = model_and_data(config, batches)
 
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            losses.append(struct.unpack("<q", struct.pack("<d", float(logs["loss"])))[0])
-            tune.report({"score": float(logs["loss"]), "batch_ms": 1e3 * float(np.median(periods)),
-                         "epoch_batch_ms": 1e3 * float(np.median(per_batch)) if per_batch else float("nan"),
-                         "batches_seen": seen["batches"], "loss_bits": list(losses),
-                         "began": began, "ended": time.time()})
+            tune.report(timings.report(logs["loss"]))
 
-    model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0, shuffle=False, callbacks=[Timer(), Report()])
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0, shuffle=False,
+              callbacks=[timings.callback(), Report()])
 
 
 def step_trainable() -> Any:
@@ -123,19 +149,8 @@ def step_trainable() -> Any:
             self.reset_config(config)
 
         def reset_config(self, new_config: dict) -> bool:
-            import keras
-            import numpy as np
-
-            self.began = time.time()
-            keras.utils.set_random_seed(int(new_config["seed"]))
-            self.model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"),
-                                           keras.layers.Dense(1)])
-            self.model.compile(optimizer=keras.optimizers.Adam(new_config["lr"]), loss="mse",
-                               metrics=["mean_absolute_error"])
-            rng = np.random.default_rng(int(new_config["seed"]))
-            self.x = rng.normal(size=(self.batches * BATCH_SIZE, 32)).astype("float32")
-            self.y = (self.x[:, :4].sum(axis=1, keepdims=True) + 0.1 * rng.normal(size=(len(self.x), 1))).astype("float32")
-            self.periods, self.per_batch, self.losses, self.seen = [], [], [], 0
+            self.timings = Timings(self.batches)
+            self.model, self.x, self.y = model_and_data(new_config, self.batches)
             return True
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -145,34 +160,10 @@ def step_trainable() -> Any:
             pass
 
         def step(self) -> dict:
-            import keras
-            import numpy as np
-
-            trial, epoch = self, self.iteration
-
-            class Timer(keras.callbacks.Callback):
-                def on_epoch_begin(self, epoch, logs=None):
-                    self.epoch_start, self.last = time.perf_counter(), None
-
-                def on_train_batch_begin(self, batch, logs=None):
-                    now = time.perf_counter()
-                    if self.last is not None:
-                        trial.periods.append(now - self.last)
-                    self.last = now
-                    trial.seen += 1
-
-                def on_epoch_end(self, epoch, logs=None):
-                    if epoch > 0:
-                        trial.per_batch.append((time.perf_counter() - self.epoch_start) / trial.batches)
-
+            epoch = self.iteration
             history = self.model.fit(self.x, self.y, batch_size=BATCH_SIZE, initial_epoch=epoch, epochs=epoch + 1,
-                                     verbose=0, shuffle=False, callbacks=[Timer()])
-            loss = history.history["loss"][-1]
-            self.losses.append(struct.unpack("<q", struct.pack("<d", float(loss)))[0])
-            return {"score": float(loss), "batch_ms": 1e3 * float(np.median(self.periods)),
-                    "epoch_batch_ms": 1e3 * float(np.median(self.per_batch)) if self.per_batch else float("nan"),
-                    "batches_seen": self.seen, "loss_bits": list(self.losses), "began": self.began,
-                    "ended": time.time(), "done": epoch + 1 >= self.epochs}
+                                     verbose=0, shuffle=False, callbacks=[self.timings.callback()])
+            return {**self.timings.report(history.history["loss"][-1]), "done": epoch + 1 >= self.epochs}
 
     return Steps
 

@@ -39,6 +39,37 @@ def _attempt(out: Path, trial_id: str) -> int:
     return count
 
 
+def _spy(seen: dict):
+    """A callback that keeps each epoch's logs in ``seen`` as IEEE-754 bits (list it before ``tune.report``'s)."""
+    import keras
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for key, value in (logs or {}).items():
+                seen.setdefault(key, []).append(_bits(value))
+
+    return Spy()
+
+
+def _faults(fail, attempt: int, breaks, message: str, dump):
+    """A callback that, at an epoch's begin where ``breaks(epoch)``, raises ``message`` or kills the worker.
+
+    ``fail``: ``"fit"`` / ``"kill"`` on every attempt, ``"fit-once"`` / ``"kill-once"`` on the first only;
+    ``dump()`` writes what the spy saw before a kill.
+    """
+    import keras
+
+    class Faults(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if breaks(epoch) and (fail in ("fit", "kill") or (fail in ("fit-once", "kill-once") and attempt == 1)):
+                if fail.startswith("kill"):
+                    dump()
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise RuntimeError(message)
+
+    return Faults()
+
+
 def fit_trial(config, db=None, out=None, explicit=False, epochs=EPOCHS):
     """Fit a tiny model for ``epochs`` epochs, reporting ``score`` (the validation loss) each epoch.
 
@@ -69,18 +100,8 @@ def fit_trial(config, db=None, out=None, explicit=False, epochs=EPOCHS):
     x, y = _data()
     seen: dict[str, list[int]] = {}
 
-    class Faults(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2 and (fail in ("fit", "kill") or (fail in ("fit-once", "kill-once") and attempt == 1)):
-                if fail.startswith("kill"):
-                    _dump(out, trial_id, seen, attempt)
-                    os.kill(os.getpid(), signal.SIGKILL)
-                raise RuntimeError(f"trial {trial_id} broke in epoch 2")
-
-    class Spy(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            for key, value in (logs or {}).items():
-                seen.setdefault(key, []).append(_bits(value))
+    faults = _faults(fail, attempt, lambda epoch: epoch == 2, f"trial {trial_id} broke in epoch 2",
+                     lambda: _dump(out, trial_id, seen, attempt))
 
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -88,7 +109,7 @@ def fit_trial(config, db=None, out=None, explicit=False, epochs=EPOCHS):
 
     try:
         model.fit(x, y, epochs=epochs, batch_size=16, validation_split=0.25, verbose=0,
-                  callbacks=[Faults(), Spy(), Report(), *callbacks])
+                  callbacks=[faults, _spy(seen), Report(), *callbacks])
     finally:
         _dump(out, trial_id, seen, attempt)
     if fail == "after":
@@ -143,28 +164,15 @@ class StepTrainable(_tune().Trainable):
         self.model.compile(optimizer=keras.optimizers.SGD(config["lr"]), loss="mse")
 
     def step(self):
-        import keras
 
         if self.fail == "before" and self.iteration == 0:
             raise ValueError("bad config: no model for this trial")
         x, y = _data()
         step, fail, attempt, trial_id, out, seen = self.iteration, self.fail, self.attempt, self.trial_id, \
             self.out, self.seen
-
-        class Faults(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                if step == 2 and (fail in ("fit", "kill") or (fail in ("fit-once", "kill-once") and attempt == 1)):
-                    if fail.startswith("kill"):
-                        _dump_attempt(out, trial_id, seen, attempt)
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    raise RuntimeError(f"trial {trial_id} broke in step 2")
-
-        class Spy(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                for key, value in (logs or {}).items():
-                    seen.setdefault(key, []).append(_bits(value))
-
-        callbacks = [Faults(), Spy(), *([self.tracking] if self.tracking is not None else [])]
+        faults = _faults(fail, attempt, lambda epoch: step == 2, f"trial {trial_id} broke in step 2",
+                         lambda: _dump_attempt(out, trial_id, seen, attempt))
+        callbacks = [faults, _spy(seen), *([self.tracking] if self.tracking is not None else [])]
         if self.idiom == "one_epoch":
             history = self.model.fit(x, y, epochs=1, batch_size=16, validation_split=0.25, verbose=0,
                                      callbacks=callbacks)

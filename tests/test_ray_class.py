@@ -20,8 +20,8 @@ from conftest import bits, sql
 
 ray = pytest.importorskip("ray")  # the `ray` extra; CI installs it
 from ray import tune  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler  # noqa: E402
-from test_ray_tune import epochs_of, histories, runs_of, stops_of  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+from test_ray_tune import StopHalf, _alive, epochs_of, histories, runs_of, stops_of  # noqa: E402
 
 import ray_trainables  # noqa: E402
 import tracker  # noqa: E402,F401 - installs the Ray Tune integration in this driver
@@ -111,15 +111,6 @@ def test_reused_class_actors_end_each_trial_under_its_own_id(ray_cluster, tmp_pa
     assert len(pids) < len(results)  # actors were reused: some process trained more than one trial
 
 
-class StopHalf(FIFOScheduler):
-    """Stops the trials whose lr is below 0.01 after their second report (deterministic, unlike ASHA)."""
-
-    def on_trial_result(self, tune_controller, trial, result):
-        if trial.config["lr"] < 0.01 and result["training_iteration"] >= 2:
-            return TrialScheduler.STOP
-        return TrialScheduler.CONTINUE
-
-
 def test_an_explicit_callback_one_epoch_a_step_with_evaluate_and_a_stop_criterion(ray_cluster, tmp_path):
     """``fit(epochs=1)`` then ``evaluate`` each step, one ``TrackingCallback`` built in ``setup``."""
     db = str(tmp_path / "runs.db")
@@ -200,11 +191,3 @@ def test_a_killed_class_trainable_worker_leaves_a_crashed_run_and_a_restarted_on
     result, run, attempts = got["kill-once"]
     assert result.error is None and status[run.id] == "finished" and len(attempts) == 2
     assert len(epochs_of(db, run.id)["loss"]) == 2 + STEPS
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
