@@ -21,7 +21,7 @@ from conftest import bits, sql
 ray = pytest.importorskip("ray")  # the `ray` extra; CI installs it
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
-from test_ray_tune import StopHalf, _alive, epochs_of, histories, runs_of, stops_of  # noqa: E402
+from test_ray_tune import StopHalf, alive, epochs_of, histories, runs_of, stops_of  # noqa: E402
 
 import ray_trainables  # noqa: E402
 import tracker  # noqa: E402,F401 - installs the Ray Tune integration in this driver
@@ -186,7 +186,7 @@ def test_a_killed_class_trainable_worker_leaves_a_crashed_run_and_a_restarted_on
     # Killed inside step 2's fit on both attempts: crashed, never "running".
     result, run, attempts = got["kill"]
     assert result.error is not None and status[run.id] == "crashed" and len(attempts) == 2
-    assert all(not _alive(a["pid"]) for a in attempts)
+    assert all(not alive(a["pid"]) for a in attempts)
     # Killed once, then retried: the same run, continued to its end.
     result, run, attempts = got["kill-once"]
     assert result.error is None and status[run.id] == "finished" and len(attempts) == 2

@@ -243,14 +243,14 @@ def test_a_killed_worker_leaves_a_crashed_run_and_a_restarted_one_continues(ray_
         if result.config["fail"] == "kill":  # killed on both attempts: its process is gone, never "running"
             assert result.error is not None
             assert status[run.id] == "crashed"
-            assert len(attempts) == 2 and all(not _alive(a["pid"]) for a in attempts)
+            assert len(attempts) == 2 and all(not alive(a["pid"]) for a in attempts)
         else:  # killed once, then retried: the same run, continued to its end
             assert result.error is None
             assert status[run.id] == "finished"
             assert len(epochs_of(db, run.id)["loss"]) >= ray_trainables.EPOCHS
 
 
-def _alive(pid):
+def alive(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
