@@ -272,8 +272,8 @@ def test_lost_server_connections_during_a_search_fail_no_trial_and_lose_no_epoch
 
 def test_class_trainables_on_two_nodes_continue_their_run_at_each_step_as_the_writer_role(cluster, team, tmp_path):
     """A ``tune.Trainable`` subclass: each step's fit finds and continues its trial's run, as the writer role."""
-    from test_ray_class import LRS as CLASS_LRS
-    from test_ray_class import STEPS, check_trials, tuner
+    from test_ray_trainable_class import LRS as CLASS_LRS
+    from test_ray_trainable_class import STEPS, check_trials, tuner
 
     asha = ASHAScheduler(max_t=STEPS, grace_period=1, reduction_factor=2)
     search, out = tuner(tmp_path, "class-nodes", {"lr": tune.grid_search(CLASS_LRS), "seed": 7}, scheduler=asha,

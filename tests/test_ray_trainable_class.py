@@ -8,6 +8,11 @@ between two steps, ``failed`` when a step raised, crashed when its worker
 was killed, continued when Ray retried it. Ground truth: Ray's
 ``ResultGrid`` and the spy file each trial writes (every epoch's values as
 IEEE-754 bits, per attempt).
+
+The module's name sorts after ``test_ray_cluster.py`` on purpose: in one
+pytest process, a local ``ray.init`` followed by ``ray.shutdown`` and then
+the 2-node cluster's ``ray.init(address=...)`` leaves every actor of the
+cluster's searches cancelled before it starts (Ray 2.60); the other order works.
 """
 
 from __future__ import annotations
